@@ -1,0 +1,163 @@
+// World: the deterministic simulated universe the core runs in.
+//
+// Model (DESIGN.md §6, reference/fault-model.md §3.1): one seed controls everything.
+// Virtual time advances only by jumping to the next event of one queue ordered by
+// (time, tie-break, sequence), where the tie-break is drawn from the seed, so events at the
+// same instant run in a seeded order. Every node has its own fiber scheduler; after each
+// event the world runs every runnable fiber of every live, unpaused node before taking
+// the next event (this loop is the simulated poller). Nothing reads the host's clock.
+//
+// Every scheduling decision, event, I/O and random draw is mixed into a trace hash; two
+// runs of one seed must give the same hash (oracle O11), and every run prints its seed
+// and hash. A failure (assertion, escaped exception) prints the seed, the event number
+// and the replay command.
+//
+// Ownership: the world owns its disks (devices outlive node incarnations), its network
+// fabric and its nodes. Destroying the world kills every node first.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <vector>
+
+#include "core/assert.h"
+#include "core/io/clock.h"
+#include "core/prng.h"
+
+namespace hast::sim {
+
+class SimDisk;
+struct SimDiskOptions;
+class SimNetwork;
+struct SimNetworkOptions;
+class SimNode;
+struct SimNodeOptions;
+
+using NodeId = std::uint32_t;
+using EventId = std::uint64_t;
+
+// A rolling 128-bit hash over the run (oracle O11).
+class TraceHash {
+ public:
+  void mix(std::uint64_t value);
+  void mix_bytes(std::string_view bytes);
+  std::string hex() const;
+  friend bool operator==(const TraceHash&, const TraceHash&) = default;
+
+ private:
+  std::uint64_t low_ = 0x6a09e667f3bcc908ULL;
+  std::uint64_t high_ = 0xbb67ae8584caa73bULL;
+};
+
+struct WorldOptions {
+  // Shown on failure: the command that replays this run ("hast-sim --seed 7", ...).
+  std::string replay_command;
+  // Keep a readable line per event (for --trace and for debugging a failing seed).
+  bool keep_trace = false;
+  // Print node log lines to stderr as they happen.
+  bool echo_logs = false;
+};
+
+class World final : public AssertContext {
+ public:
+  explicit World(std::uint64_t seed, WorldOptions options = {});
+  ~World() override;
+  World(const World&) = delete;
+  World& operator=(const World&) = delete;
+
+  std::uint64_t seed() const { return seed_; }
+  Instant now() const { return now_; }
+  std::uint64_t event_count() const { return event_count_; }
+
+  // A random stream of this run, independent of every other stream ("net", "disk/a").
+  Prng& stream(std::string_view name);
+
+  // ---- Building the world ----
+  SimDisk& add_disk(std::string name, const SimDiskOptions& options);
+  SimNode& add_node(const SimNodeOptions& options);
+  SimNetwork& network() { return *network_; }
+  SimNode& node(NodeId id);
+  SimNode* find_node(std::string_view name);
+  std::size_t node_count() const { return nodes_.size(); }
+
+  // ---- Events ----
+  // Runs `action` at world time `when` (not before now). `kind` names it in the trace.
+  EventId at(Instant when, std::string_view kind, std::function<void()> action);
+  EventId after(Duration delay, std::string_view kind, std::function<void()> action);
+  // Like at(), but bound to the node's current incarnation: dropped if the node dies
+  // first, and deferred to the end of a pause while the node is paused.
+  EventId at_node(NodeId node, Instant when, std::string_view kind,
+                  std::function<void()> action);
+  // Removes a pending event; unknown or past ids are ignored.
+  void cancel(EventId id);
+  std::size_t pending_events() const { return queue_.size(); }
+
+  // ---- Running ----
+  // Runs runnable fibers of every node, then one event. False when nothing is left.
+  bool step();
+  // Steps until `done()` holds (checked before every step), returning true, or until
+  // the next event lies beyond `limit` or none is left, returning false (time is then
+  // advanced to `limit` when an event was beyond it).
+  bool run_until(const std::function<bool()>& done, Instant limit);
+  void run_for(Duration duration);
+
+  // ---- Trace ----
+  // Mixes an observation into the trace hash (and the readable trace when kept).
+  void trace(std::string_view kind, std::uint64_t a = 0, std::uint64_t b = 0,
+             std::uint64_t c = 0);
+  void trace_text(std::string_view kind, std::string_view text);
+  const TraceHash& hash() const { return hash_; }
+  const std::vector<std::string>& trace_lines() const { return trace_lines_; }
+  const WorldOptions& options() const { return options_; }
+
+  // "seed=… events=… hash=…", printed at the end of every run.
+  std::string summary() const;
+  std::string describe() const override;
+
+  // Called by nodes when their scheduler's earliest timer changes.
+  void arm_node_timer(NodeId node, Instant world_when);
+
+ private:
+  struct Event {
+    Instant when;
+    std::uint64_t tie;
+    EventId id;
+    std::optional<NodeId> node;
+    std::uint64_t incarnation = 0;
+    std::string kind;
+    std::function<void()> action;
+  };
+  using Key = std::tuple<Instant, std::uint64_t, EventId>;
+
+  EventId push(Instant when, std::optional<NodeId> node, std::string_view kind,
+               std::function<void()> action);
+  void run_nodes();
+  bool deliver(Event& event);
+
+  std::uint64_t seed_;
+  WorldOptions options_;
+  Instant now_{};
+  std::uint64_t event_count_ = 0;
+  EventId next_event_id_ = 1;
+  Prng tie_breaks_;
+  std::map<std::string, std::unique_ptr<Prng>, std::less<>> streams_;
+  std::map<Key, Event> queue_;
+  std::map<EventId, Key> keys_;
+  std::vector<std::unique_ptr<SimDisk>> disks_;
+  std::unique_ptr<SimNetwork> network_;
+  std::vector<std::unique_ptr<SimNode>> nodes_;
+  TraceHash hash_;
+  std::vector<std::string> trace_lines_;
+  AssertContext* previous_context_ = nullptr;
+};
+
+std::string format_instant(Instant when);
+
+}  // namespace hast::sim
