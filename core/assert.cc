@@ -22,8 +22,7 @@ std::string describe_assert_context() {
   return current_context == nullptr ? std::string() : current_context->describe();
 }
 
-void assert_fail(const char* expression, const char* file, int line,
-                 const std::string& message) {
+void assert_fail(const char* expression, const char* file, int line, const std::string& message) {
   std::string text = fmt::format("assertion failed: {} at {}:{}", expression, file, line);
   if (!message.empty()) text += fmt::format(": {}", message);
   std::string context = describe_assert_context();

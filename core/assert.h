@@ -33,15 +33,15 @@ std::string describe_assert_context();
 
 }  // namespace hast
 
-#define HAST_ASSERT(cond)                                        \
-  do {                                                           \
-    if (!(cond)) [[unlikely]]                                    \
+#define HAST_ASSERT(cond)                                            \
+  do {                                                               \
+    if (!(cond)) [[unlikely]]                                        \
       ::hast::assert_fail(#cond, __FILE__, __LINE__, std::string()); \
   } while (0)
 
-#define HAST_ASSERT_MSG(cond, ...)                                             \
-  do {                                                                         \
-    if (!(cond)) [[unlikely]]                                                  \
+#define HAST_ASSERT_MSG(cond, ...)                                              \
+  do {                                                                          \
+    if (!(cond)) [[unlikely]]                                                   \
       ::hast::assert_fail(#cond, __FILE__, __LINE__, fmt::format(__VA_ARGS__)); \
   } while (0)
 

@@ -9,7 +9,9 @@
 namespace hast {
 namespace {
 
-std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+std::uint64_t rotl(std::uint64_t x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
 
 }  // namespace
 
@@ -38,7 +40,8 @@ std::uint64_t derive_seed(std::uint64_t seed, std::string_view stream) {
 
 Prng::Prng(std::uint64_t seed) {
   std::uint64_t state = seed;
-  for (auto& word : state_) word = splitmix64(state);
+  for (auto& word : state_)
+    word = splitmix64(state);
   HAST_ASSERT(std::any_of(state_.begin(), state_.end(), [](auto w) { return w != 0; }));
 }
 
@@ -62,7 +65,8 @@ std::uint64_t uniform(Random& random, std::uint64_t low, std::uint64_t high) {
   // Rejection sampling keeps the distribution exactly uniform.
   const std::uint64_t limit = UINT64_MAX - UINT64_MAX % range;
   std::uint64_t draw = random.next_u64();
-  while (draw >= limit) draw = random.next_u64();
+  while (draw >= limit)
+    draw = random.next_u64();
   return low + draw % range;
 }
 

@@ -7,18 +7,30 @@ namespace hast {
 
 std::string_view errc_name(Errc code) {
   switch (code) {
-    case Errc::io: return "io";
-    case Errc::corruption: return "corruption";
-    case Errc::not_found: return "not_found";
-    case Errc::disconnected: return "disconnected";
-    case Errc::timed_out: return "timed_out";
-    case Errc::no_space: return "no_space";
-    case Errc::invalid_argument: return "invalid_argument";
-    case Errc::cancelled: return "cancelled";
-    case Errc::split_brain: return "split_brain";
-    case Errc::unsupported: return "unsupported";
-    case Errc::refused: return "refused";
-    case Errc::busy: return "busy";
+    case Errc::io:
+      return "io";
+    case Errc::corruption:
+      return "corruption";
+    case Errc::not_found:
+      return "not_found";
+    case Errc::disconnected:
+      return "disconnected";
+    case Errc::timed_out:
+      return "timed_out";
+    case Errc::no_space:
+      return "no_space";
+    case Errc::invalid_argument:
+      return "invalid_argument";
+    case Errc::cancelled:
+      return "cancelled";
+    case Errc::split_brain:
+      return "split_brain";
+    case Errc::unsupported:
+      return "unsupported";
+    case Errc::refused:
+      return "refused";
+    case Errc::busy:
+      return "busy";
   }
   HAST_UNREACHABLE();
 }

@@ -73,17 +73,17 @@ struct Unexpected {
 inline Unexpected fail(Errc code, std::string context = {}) {
   return Unexpected{Error(code, std::move(context))};
 }
-inline Unexpected fail(Error error) { return Unexpected{std::move(error)}; }
+inline Unexpected fail(Error error) {
+  return Unexpected{std::move(error)};
+}
 
 template <typename T>
 class [[nodiscard]] Result {
  public:
   using value_type = T;
 
-  Result()
-    requires std::is_default_constructible_v<T>
-      : state_(std::in_place_index<0>) {}
-  Result(const T& value) : state_(std::in_place_index<0>, value) {}  // NOLINT: implicit
+  Result() requires std::is_default_constructible_v<T> : state_(std::in_place_index<0>) {}
+  Result(const T& value) : state_(std::in_place_index<0>, value) {}        // NOLINT: implicit
   Result(T&& value) : state_(std::in_place_index<0>, std::move(value)) {}  // NOLINT
   Result(Unexpected failure)  // NOLINT: implicit, like std::expected
       : state_(std::in_place_index<1>, std::move(failure.error)) {}
@@ -151,7 +151,9 @@ class [[nodiscard]] Result<void> {
 };
 
 // Success of a Result<void>: `return ok();`.
-inline Result<void> ok() { return {}; }
+inline Result<void> ok() {
+  return {};
+}
 
 // The one sanctioned way to drop a Result: `why` says why the failure does not matter.
 template <typename T>
@@ -162,9 +164,9 @@ void ignore_error(const Result<T>& result, std::string_view why) {
 
 // Propagates a failure: `HAST_TRY(disk.flush());` returns the error from the enclosing
 // function, which must itself return a Result.
-#define HAST_TRY(expr)                                          \
-  do {                                                          \
-    auto hast_try_result_ = (expr);                             \
+#define HAST_TRY(expr)                                                    \
+  do {                                                                    \
+    auto hast_try_result_ = (expr);                                       \
     if (!hast_try_result_) return ::hast::fail(hast_try_result_.error()); \
   } while (0)
 

@@ -61,7 +61,7 @@ struct WorldOptions {
   std::string replay_command;
   // Keep a readable line per event (for --trace and for debugging a failing seed).
   bool keep_trace = false;
-  // Print node log lines to stderr as they happen.
+  // Print node log lines to stdout as they happen.
   bool echo_logs = false;
 };
 
@@ -93,8 +93,7 @@ class World final : public AssertContext {
   EventId after(Duration delay, std::string_view kind, std::function<void()> action);
   // Like at(), but bound to the node's current incarnation: dropped if the node dies
   // first, and deferred to the end of a pause while the node is paused.
-  EventId at_node(NodeId node, Instant when, std::string_view kind,
-                  std::function<void()> action);
+  EventId at_node(NodeId node, Instant when, std::string_view kind, std::function<void()> action);
   // Removes a pending event; unknown or past ids are ignored.
   void cancel(EventId id);
   std::size_t pending_events() const { return queue_.size(); }
@@ -110,8 +109,7 @@ class World final : public AssertContext {
 
   // ---- Trace ----
   // Mixes an observation into the trace hash (and the readable trace when kept).
-  void trace(std::string_view kind, std::uint64_t a = 0, std::uint64_t b = 0,
-             std::uint64_t c = 0);
+  void trace(std::string_view kind, std::uint64_t a = 0, std::uint64_t b = 0, std::uint64_t c = 0);
   void trace_text(std::string_view kind, std::string_view text);
   const TraceHash& hash() const { return hash_; }
   const std::vector<std::string>& trace_lines() const { return trace_lines_; }

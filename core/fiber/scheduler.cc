@@ -9,8 +9,8 @@
 #include <optional>
 #include <utility>
 
-#include <boost/context/fiber.hpp>
 #include <fmt/format.h>
+#include <boost/context/fiber.hpp>
 
 namespace hast::fiber {
 namespace {
@@ -72,14 +72,15 @@ void Waker::wake() const {
   scheduler_->wake(fiber_, generation_, WakeReason::woken);
 }
 
-Scheduler::Scheduler(Clock& clock, StackAllocator& stacks, Random* random,
-                     SchedulerOptions options)
+Scheduler::Scheduler(Clock& clock, StackAllocator& stacks, Random* random, SchedulerOptions options)
     : clock_(clock), stacks_(stacks), random_(random), options_(options) {
   HAST_ASSERT(options_.order == ReadyOrder::fifo || random_ != nullptr);
   HAST_ASSERT(options_.fiber_count_max > 0);
 }
 
-Scheduler::~Scheduler() { shutdown(); }
+Scheduler::~Scheduler() {
+  shutdown();
+}
 
 Result<FiberId> Scheduler::spawn(std::string name, std::function<void()> body) {
   if (shut_down_) return fail(Errc::cancelled, fmt::format("spawn {}", name));
@@ -155,6 +156,10 @@ void Scheduler::shutdown() {
     auto first = fibers_.begin();
     Fiber& fiber = *first->second;
     FiberId id = fiber.id;
+    // The fiber leaves its wait by unwinding, not by returning from it.
+    fiber.suspended = false;
+    fiber.wait_armed = false;
+    fiber.timer.reset();
     current_ = &fiber;
     { ctx::fiber doomed = std::move(fiber.context); }  // forced_unwind runs here
     current_ = nullptr;
@@ -220,7 +225,9 @@ WakeReason Scheduler::wait(Deadline deadline) {
   return shut_down_ ? WakeReason::cancelled : fiber.reason;
 }
 
-FiberId Scheduler::current() const { return current_fiber().id; }
+FiberId Scheduler::current() const {
+  return current_fiber().id;
+}
 
 void Scheduler::cancel(FiberId id) {
   auto found = fibers_.find(id);
@@ -347,9 +354,12 @@ void Scheduler::invariants() const {
 
 Result<void> wake_result(WakeReason reason, std::string_view what) {
   switch (reason) {
-    case WakeReason::woken: return ok();
-    case WakeReason::timed_out: return fail(Errc::timed_out, std::string(what));
-    case WakeReason::cancelled: return fail(Errc::cancelled, std::string(what));
+    case WakeReason::woken:
+      return ok();
+    case WakeReason::timed_out:
+      return fail(Errc::timed_out, std::string(what));
+    case WakeReason::cancelled:
+      return fail(Errc::cancelled, std::string(what));
   }
   HAST_UNREACHABLE();
 }

@@ -34,7 +34,8 @@ class WaitQueue {
   void wake_all() {
     std::vector<Entry> woken;
     woken.swap(waiters_);
-    for (const Entry& entry : woken) entry.waker.wake();
+    for (const Entry& entry : woken)
+      entry.waker.wake();
   }
 
   bool empty() const { return waiters_.empty(); }

@@ -12,7 +12,8 @@ namespace {
 bool starts_with_nocase(std::string_view text, std::string_view prefix) {
   if (text.size() < prefix.size()) return false;
   return std::equal(prefix.begin(), prefix.end(), text.begin(), [](char a, char b) {
-    return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+    return std::tolower(static_cast<unsigned char>(a)) ==
+           std::tolower(static_cast<unsigned char>(b));
   });
 }
 
@@ -52,15 +53,15 @@ Result<Address> parse_tcp_rest(Address address, std::string_view rest, std::stri
                     fmt::format("address '{}': unexpected text after ']'", whole));
       }
       port_text = after.substr(1);
-      if (port_text.empty()) return fail(Errc::invalid_argument,
-                                         fmt::format("address '{}': bad port", whole));
+      if (port_text.empty())
+        return fail(Errc::invalid_argument, fmt::format("address '{}': bad port", whole));
     }
   } else if (std::count(rest.begin(), rest.end(), ':') == 1) {
     std::size_t colon = rest.find(':');
     host = rest.substr(0, colon);
     port_text = rest.substr(colon + 1);
-    if (port_text.empty()) return fail(Errc::invalid_argument,
-                                       fmt::format("address '{}': bad port", whole));
+    if (port_text.empty())
+      return fail(Errc::invalid_argument, fmt::format("address '{}': bad port", whole));
   }
   if (host.empty()) {
     return fail(Errc::invalid_argument, fmt::format("address '{}': no host", whole));

@@ -50,8 +50,7 @@ class Disk {
   virtual Result<void> read(std::uint64_t offset, std::span<std::byte> buffer) = 0;
 
   // Writes `data` at `offset`. With Fua::yes the data is durable on success.
-  virtual Result<void> write(std::uint64_t offset, std::span<const std::byte> data,
-                             Fua fua) = 0;
+  virtual Result<void> write(std::uint64_t offset, std::span<const std::byte> data, Fua fua) = 0;
 
   // Makes every write that completed before this call durable. On failure, any of
   // those writes may still be volatile.

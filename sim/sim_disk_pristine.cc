@@ -1,0 +1,430 @@
+// The pristine layer: sparse stable image, volatile write cache, crash states.
+// See sim_disk_pristine.h for the model and the crash rule.
+#include "sim/sim_disk_pristine.h"
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+#include <utility>
+
+#include "core/assert.h"
+
+namespace hast::sim {
+namespace {
+
+// Calls fn(first, count) for every run of consecutive set bits of `mask`, in order.
+template <typename Fn>
+void for_each_run(const SectorMask& mask, Fn&& fn) {
+  std::size_t covered = 0;
+  std::size_t i = 0;
+  while (i < mask.size()) {
+    if (!mask[i]) {
+      i++;
+      continue;
+    }
+    std::size_t first = i;
+    while (i < mask.size() && mask[i]) {
+      i++;
+    }
+    HAST_ASSERT(i > first);
+    covered += i - first;
+    fn(first, i - first);
+  }
+  HAST_ASSERT(covered <= mask.size());
+}
+
+std::uint64_t mix64(std::uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+bool all_zero(std::span<const std::byte> bytes) {
+  return std::all_of(bytes.begin(), bytes.end(), [](std::byte b) { return b == std::byte{0}; });
+}
+
+}  // namespace
+
+// ---- SparseImage ----
+
+SparseImage::SparseImage(std::uint64_t size_bytes) : size_(size_bytes) {
+  HAST_ASSERT(size_bytes > 0);
+  HAST_ASSERT(size_bytes % 512 == 0);
+}
+
+void SparseImage::read(std::uint64_t offset, std::span<std::byte> out) const {
+  HAST_ASSERT(offset <= size_);
+  HAST_ASSERT(out.size() <= size_ - offset);
+  std::uint64_t done = 0;
+  while (done < out.size()) {
+    const std::uint64_t position = offset + done;
+    const std::uint64_t within = position % chunk_bytes;
+    const std::uint64_t count = std::min<std::uint64_t>(chunk_bytes - within, out.size() - done);
+    auto found = chunks_.find(position / chunk_bytes);
+    if (found == chunks_.end()) {
+      std::memset(out.data() + done, 0, count);
+    } else {
+      std::memcpy(out.data() + done, found->second.data() + within, count);
+    }
+    done += count;
+  }
+}
+
+void SparseImage::write(std::uint64_t offset, std::span<const std::byte> data) {
+  HAST_ASSERT(offset <= size_);
+  HAST_ASSERT(data.size() <= size_ - offset);
+  std::uint64_t done = 0;
+  while (done < data.size()) {
+    const std::uint64_t position = offset + done;
+    const std::uint64_t within = position % chunk_bytes;
+    const std::uint64_t count = std::min<std::uint64_t>(chunk_bytes - within, data.size() - done);
+    auto& chunk = chunks_[position / chunk_bytes];
+    if (chunk.empty()) chunk.assign(chunk_bytes, std::byte{0});
+    std::memcpy(chunk.data() + within, data.data() + done, count);
+    done += count;
+  }
+}
+
+void SparseImage::zero(std::uint64_t offset, std::uint64_t length) {
+  HAST_ASSERT(offset <= size_);
+  HAST_ASSERT(length <= size_ - offset);
+  const std::uint64_t end = offset + length;
+  // Only allocated chunks need work; walking them keeps a 1 GiB discard cheap.
+  auto it = chunks_.lower_bound(offset / chunk_bytes);
+  while (it != chunks_.end() && it->first * chunk_bytes < end) {
+    const std::uint64_t chunk_start = it->first * chunk_bytes;
+    const std::uint64_t from = std::max(offset, chunk_start);
+    const std::uint64_t to = std::min(end, chunk_start + chunk_bytes);
+    if (from == chunk_start && to == chunk_start + chunk_bytes) {
+      it = chunks_.erase(it);
+      continue;
+    }
+    std::memset(it->second.data() + (from - chunk_start), 0, to - from);
+    ++it;
+  }
+}
+
+std::vector<std::uint64_t> SparseImage::chunk_indices() const {
+  std::vector<std::uint64_t> indices;
+  indices.reserve(chunks_.size());
+  for (const auto& [index, bytes] : chunks_)
+    indices.push_back(index);
+  HAST_ASSERT(indices.size() == chunks_.size());
+  HAST_ASSERT(std::is_sorted(indices.begin(), indices.end()));
+  return indices;
+}
+
+std::uint64_t SparseImage::content_hash() const {
+  ContentHasher hasher;
+  for (const auto& [index, bytes] : chunks_)
+    hasher.add_chunk(index, bytes);
+  return hasher.value();
+}
+
+void ContentHasher::add_chunk(std::uint64_t index, std::span<const std::byte> bytes) {
+  HAST_ASSERT(bytes.size() == SparseImage::chunk_bytes);
+  HAST_ASSERT(bytes.size() % 8 == 0);
+  if (all_zero(bytes)) return;
+  std::uint64_t state = mix64(state_ ^ index);
+  for (std::size_t i = 0; i < bytes.size(); i += 8) {
+    std::uint64_t word = 0;
+    std::memcpy(&word, bytes.data() + i, 8);
+    state = (state ^ word) * 0x100000001b3ULL;
+    state ^= state >> 29;
+  }
+  state_ = mix64(state + index);
+}
+
+// ---- CrashState ----
+
+bool CrashState::torn(const std::deque<PendingWrite>& cache) const {
+  for (const CrashPiece& piece : pieces) {
+    HAST_ASSERT(piece.index < cache.size());
+    HAST_ASSERT(piece.sectors.size() == cache[piece.index].live.size());
+    if (piece.sectors != cache[piece.index].live) return true;
+  }
+  return false;
+}
+
+bool CrashState::reordered() const {
+  for (std::size_t i = 1; i < pieces.size(); i++) {
+    if (pieces[i].index < pieces[i - 1].index) return true;
+  }
+  return false;
+}
+
+// ---- PristineDisk ----
+
+PristineDisk::PristineDisk(const PristineOptions& options)
+    : options_(options), stable_(options.size_bytes) {
+  HAST_ASSERT(options.sector_size >= 512);
+  HAST_ASSERT((options.sector_size & (options.sector_size - 1)) == 0);
+  HAST_ASSERT(options.sector_size <= SparseImage::chunk_bytes);
+  HAST_ASSERT(options.size_bytes % options.sector_size == 0);
+  HAST_ASSERT(options.cache_writes_max >= 1);
+}
+
+void PristineDisk::check_range(std::uint64_t offset, std::uint64_t length) const {
+  HAST_ASSERT_MSG(offset % options_.sector_size == 0, "unaligned offset {}", offset);
+  HAST_ASSERT_MSG(length % options_.sector_size == 0, "unaligned length {}", length);
+  HAST_ASSERT_MSG(offset <= size() && length <= size() - offset,
+                  "range {}+{} beyond the disk ({} bytes)", offset, length, size());
+}
+
+SectorMask PristineDisk::full_mask(std::uint64_t length) const {
+  HAST_ASSERT(length % options_.sector_size == 0);
+  return SectorMask(length / options_.sector_size, true);
+}
+
+std::uint64_t PristineDisk::accept(std::uint64_t offset, std::uint64_t length,
+                                   std::span<const std::byte> data, Fua fua,
+                                   const SectorMask* mask) {
+  check_range(offset, length);
+  HAST_ASSERT(data.empty() || data.size() == length);
+  if (length == 0) return 0;
+  PendingWrite write;
+  write.offset = offset;
+  write.length = length;
+  write.data.assign(data.begin(), data.end());
+  write.live = mask != nullptr ? *mask : full_mask(length);
+  HAST_ASSERT(write.live.size() == length / options_.sector_size);
+  generation_++;
+  if (fua == Fua::yes || !options_.volatile_cache) {
+    // Durable now: earlier cached writes must never land over these sectors later.
+    kill_cached_sectors(offset, write.live);
+    apply_to(stable_, write, write.live);
+    return 0;
+  }
+  write.seq = next_seq_++;
+  cache_bytes_ += write.data.size();
+  cache_.push_back(std::move(write));
+  while (cache_.size() > options_.cache_writes_max ||
+         (cache_.size() > 1 && cache_bytes_ > options_.cache_bytes_max)) {
+    destage_front();
+  }
+  invariants();
+  return cache_.back().seq;
+}
+
+void PristineDisk::kill_cached_sectors(std::uint64_t offset, const SectorMask& sectors) {
+  const std::uint64_t sector = options_.sector_size;
+  const std::uint64_t end = offset + sectors.size() * sector;
+  HAST_ASSERT(offset % sector == 0);
+  for (PendingWrite& cached : cache_) {
+    if (cached.offset >= end || cached.offset + cached.length <= offset) continue;
+    for (std::size_t i = 0; i < cached.live.size(); i++) {
+      const std::uint64_t position = cached.offset + i * sector;
+      if (position < offset || position >= end) continue;
+      if (sectors[(position - offset) / sector]) cached.live[i] = false;
+    }
+  }
+  HAST_ASSERT(end <= size());
+}
+
+void PristineDisk::apply_to(SparseImage& image, const PendingWrite& write,
+                            const SectorMask& sectors) const {
+  HAST_ASSERT(sectors.size() == write.sector_count());
+  HAST_ASSERT(write.zeroes() || write.data.size() == write.length);
+  const std::uint64_t sector = options_.sector_size;
+  for_each_run(sectors, [&](std::size_t first, std::size_t count) {
+    const std::uint64_t at = write.offset + first * sector;
+    if (write.zeroes()) {
+      image.zero(at, count * sector);
+    } else {
+      image.write(at, std::span(write.data).subspan(first * sector, count * sector));
+    }
+  });
+}
+
+void PristineDisk::overlay_onto(const PendingWrite& write, const SectorMask& sectors,
+                                std::uint64_t offset, std::span<std::byte> out) const {
+  HAST_ASSERT(sectors.size() == write.sector_count());
+  const std::uint64_t end = offset + out.size();
+  if (write.offset >= end || write.offset + write.length <= offset) return;
+  const std::uint64_t sector = options_.sector_size;
+  for (std::size_t i = 0; i < sectors.size(); i++) {
+    const std::uint64_t position = write.offset + i * sector;
+    if (!sectors[i] || position < offset || position >= end) continue;
+    std::byte* target = out.data() + (position - offset);
+    if (write.zeroes()) {
+      std::memset(target, 0, sector);
+    } else {
+      std::memcpy(target, write.data.data() + i * sector, sector);
+    }
+  }
+  HAST_ASSERT(offset % sector == 0);
+}
+
+void PristineDisk::destage_front() {
+  HAST_ASSERT(!cache_.empty());
+  const PendingWrite& front = cache_.front();
+  apply_to(stable_, front, front.live);
+  HAST_ASSERT(cache_bytes_ >= front.data.size());
+  cache_bytes_ -= front.data.size();
+  cache_.pop_front();
+  generation_++;
+}
+
+void PristineDisk::make_durable(std::uint64_t watermark) {
+  HAST_ASSERT(watermark < next_seq_);
+  while (!cache_.empty() && cache_.front().seq <= watermark)
+    destage_front();
+  HAST_ASSERT(cache_.empty() || cache_.front().seq > watermark);
+  invariants();
+}
+
+void PristineDisk::read_current(std::uint64_t offset, std::span<std::byte> out) const {
+  check_range(offset, out.size());
+  stable_.read(offset, out);
+  for (const PendingWrite& write : cache_)
+    overlay_onto(write, write.live, offset, out);
+}
+
+void PristineDisk::read_stable(std::uint64_t offset, std::span<std::byte> out) const {
+  check_range(offset, out.size());
+  stable_.read(offset, out);
+}
+
+std::vector<CrashState> PristineDisk::crash_states(std::size_t k, Random& random) const {
+  std::vector<CrashState> states;
+  const std::size_t n = cache_.size();
+  if (n <= exhaustive_writes_max) {
+    // All 2^n subsets, each applied in acceptance order.
+    for (std::uint64_t subset = 0; subset < (std::uint64_t{1} << n); subset++) {
+      CrashState state;
+      state.generation = generation_;
+      for (std::size_t i = 0; i < n; i++) {
+        if ((subset >> i) & 1) state.pieces.push_back(CrashPiece{i, cache_[i].live});
+      }
+      states.push_back(std::move(state));
+    }
+    HAST_ASSERT(states.size() == (std::size_t{1} << n));
+    return states;
+  }
+  // The two extremes first, then samples.
+  for (std::size_t i = 0; i < k; i++) {
+    CrashState state;
+    state.generation = generation_;
+    if (i == 1) {
+      for (std::size_t w = 0; w < n; w++)
+        state.pieces.push_back(CrashPiece{w, cache_[w].live});
+    } else if (i > 1) {
+      state = sample_crash_state(random);
+    }
+    states.push_back(std::move(state));
+  }
+  HAST_ASSERT(states.size() == k);
+  return states;
+}
+
+CrashState PristineDisk::sample_crash_state(Random& random) const {
+  CrashState state;
+  state.generation = generation_;
+  const std::size_t n = cache_.size();
+  HAST_ASSERT(n <= options_.cache_writes_max);
+  if (n == 0) return state;
+  const std::uint64_t shape = uniform(random, 0, 7);
+  if (shape == 0) return state;  // every cached write lost
+  if (shape <= 3) {
+    // A prefix in acceptance order (shape 1: all of it), as an in-order destage leaves.
+    const std::size_t count = shape == 1 ? n : uniform(random, 0, n);
+    for (std::size_t i = 0; i < count; i++)
+      state.pieces.push_back(CrashPiece{i, cache_[i].live});
+    return state;
+  }
+  // Each write dropped, applied whole or torn at sector granularity.
+  for (std::size_t i = 0; i < n; i++) {
+    const std::uint64_t fate = uniform(random, 0, 2);
+    if (fate == 0) continue;
+    CrashPiece piece{i, cache_[i].live};
+    if (fate == 2) {
+      for (std::size_t s = 0; s < piece.sectors.size(); s++) {
+        if (piece.sectors[s] && chance(random, 0.5)) piece.sectors[s] = false;
+      }
+    }
+    state.pieces.push_back(std::move(piece));
+  }
+  // Reordering: the pieces land in a random order half of the time.
+  if (state.pieces.size() > 1 && chance(random, 0.5)) {
+    for (std::size_t i = state.pieces.size() - 1; i > 0; i--) {
+      std::swap(state.pieces[i], state.pieces[uniform(random, 0, i)]);
+    }
+  }
+  HAST_ASSERT(state.pieces.size() <= n);
+  return state;
+}
+
+void PristineDisk::read_crash_state(const CrashState& state, std::uint64_t offset,
+                                    std::span<std::byte> out) const {
+  HAST_ASSERT_MSG(state.generation == generation_, "stale crash state");
+  check_range(offset, out.size());
+  stable_.read(offset, out);
+  for (const CrashPiece& piece : state.pieces) {
+    HAST_ASSERT(piece.index < cache_.size());
+    overlay_onto(cache_[piece.index], piece.sectors, offset, out);
+  }
+}
+
+SparseImage PristineDisk::crash_state_image(const CrashState& state) const {
+  HAST_ASSERT_MSG(state.generation == generation_, "stale crash state");
+  SparseImage image = stable_;
+  for (const CrashPiece& piece : state.pieces) {
+    HAST_ASSERT(piece.index < cache_.size());
+    apply_to(image, cache_[piece.index], piece.sectors);
+  }
+  return image;
+}
+
+void PristineDisk::apply_crash_state(const CrashState& state) {
+  HAST_ASSERT_MSG(state.generation == generation_, "stale crash state");
+  for (const CrashPiece& piece : state.pieces) {
+    HAST_ASSERT(piece.index < cache_.size());
+    apply_to(stable_, cache_[piece.index], piece.sectors);
+  }
+  cache_.clear();
+  cache_bytes_ = 0;
+  generation_++;
+  invariants();
+}
+
+std::uint64_t PristineDisk::current_hash() const {
+  // The chunks that can be non-zero: allocated in stable or touched by a cached write.
+  std::set<std::uint64_t> indices;
+  for (std::uint64_t index : stable_.chunk_indices())
+    indices.insert(index);
+  for (const PendingWrite& write : cache_) {
+    const std::uint64_t last = (write.offset + write.length - 1) / SparseImage::chunk_bytes;
+    for (std::uint64_t i = write.offset / SparseImage::chunk_bytes; i <= last; i++) {
+      indices.insert(i);
+    }
+  }
+  HAST_ASSERT(indices.empty() || *indices.rbegin() * SparseImage::chunk_bytes < size());
+  ContentHasher hasher;
+  std::vector<std::byte> chunk(SparseImage::chunk_bytes);
+  for (std::uint64_t index : indices) {
+    const std::uint64_t start = index * SparseImage::chunk_bytes;
+    const std::uint64_t count = std::min(SparseImage::chunk_bytes, size() - start);
+    std::fill(chunk.begin(), chunk.end(), std::byte{0});
+    read_current(start, std::span(chunk).first(count));
+    hasher.add_chunk(index, chunk);
+  }
+  HAST_ASSERT(indices.size() >= stable_.chunk_count());
+  return hasher.value();
+}
+
+void PristineDisk::clear() {
+  stable_.clear();
+  cache_.clear();
+  cache_bytes_ = 0;
+  generation_++;
+  HAST_ASSERT(stable_.chunk_count() == 0);
+  invariants();
+}
+
+void PristineDisk::invariants() const {
+  HAST_ASSERT(cache_.size() <= options_.cache_writes_max);
+  HAST_ASSERT(options_.volatile_cache || cache_.empty());
+  HAST_ASSERT(cache_.empty() || cache_.back().seq < next_seq_);
+}
+
+}  // namespace hast::sim

@@ -1,0 +1,1 @@
+// Keeps a test executable linkable while its folder has no sources yet.
