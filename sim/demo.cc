@@ -127,8 +127,7 @@ void sender_program(NodeIo& io, SenderState& state) {
   while (state.acknowledged < state.block_count) {
     auto connection = io.network.connect(remote, source, deadline_after(io.clock, 1s));
     if (!connection) {
-      log_info(io.log, "connect to {} failed: {}; retrying in 500ms", remote.to_string(),
-               connection.error().message());
+      log_info(io.log, "{}; retrying in 500ms", connection.error().message());
       if (!io.scheduler.sleep_for(500ms)) return;
       continue;
     }

@@ -313,7 +313,7 @@ Result<std::unique_ptr<Connection>> SimNetwork::await_connect(AttemptId id, Node
     if (attempt.outcome == Attempt::Outcome::refused) {
       counters_.connects_refused++;
       attempts_.erase(found);
-      return fail(Errc::refused, fmt::format("connect to {}: refused", target));
+      return fail(Errc::refused, fmt::format("connect to {}", target));
     }
     fiber::WakeReason reason = suspend(node, deadline, [this, id] {
       auto again = attempts_.find(id);
@@ -327,7 +327,7 @@ Result<std::unique_ptr<Connection>> SimNetwork::await_connect(AttemptId id, Node
     if (reason == fiber::WakeReason::cancelled) return fail(Errc::cancelled, "connect");
     counters_.connects_timed_out++;
     world_.trace("net.connect_timeout", node, id);
-    return fail(Errc::timed_out, fmt::format("connect to {}: timed out", target));
+    return fail(Errc::timed_out, fmt::format("connect to {}", target));
   }
 }
 
