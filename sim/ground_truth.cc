@@ -1,0 +1,199 @@
+// Ground truth and the per-sector register oracle (see ground_truth.h).
+#include "sim/ground_truth.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "core/assert.h"
+#include "core/prng.h"
+
+namespace hast::sim {
+namespace {
+
+constexpr std::size_t kStampBytes = 16;
+
+// The bytes after the stamp: a function of (write, sector index) only.
+void fill_body(WriteId id, std::uint32_t index, std::span<std::byte> body) {
+  std::uint64_t state = id * 0x9e3779b97f4a7c15ULL ^ (std::uint64_t{index} << 40);
+  for (std::size_t at = 0; at < body.size(); at += 8) {
+    std::uint64_t word = splitmix64(state);
+    std::memcpy(body.data() + at, &word, std::min<std::size_t>(8, body.size() - at));
+  }
+}
+
+}  // namespace
+
+void stamp_sectors(WriteId id, std::span<std::byte> data) {
+  HAST_ASSERT(id != 0);
+  HAST_ASSERT(data.size() % sector_bytes == 0);
+  for (std::size_t s = 0; s < data.size() / sector_bytes; s++) {
+    std::byte* sector = data.data() + s * sector_bytes;
+    auto index = static_cast<std::uint32_t>(s);
+    std::memcpy(sector, &stamp_magic, 4);
+    std::memcpy(sector + 4, &id, 8);
+    std::memcpy(sector + 12, &index, 4);
+    fill_body(id, index, {sector + kStampBytes, sector_bytes - kStampBytes});
+  }
+}
+
+SectorValue decode_sector(std::span<const std::byte> sector) {
+  HAST_ASSERT(sector.size() == sector_bytes);
+  if (std::all_of(sector.begin(), sector.end(), [](std::byte b) { return b == std::byte{0}; })) {
+    return SectorValue{};
+  }
+  SectorValue value{SectorValue::Kind::garbage};
+  std::uint32_t magic = 0;
+  std::memcpy(&magic, sector.data(), 4);
+  if (magic != stamp_magic) return value;
+  std::memcpy(&value.id, sector.data() + 4, 8);
+  std::memcpy(&value.index, sector.data() + 12, 4);
+  std::byte body[sector_bytes - kStampBytes];
+  fill_body(value.id, value.index, body);
+  if (value.id == 0 || std::memcmp(body, sector.data() + kStampBytes, sizeof(body)) != 0) {
+    return SectorValue{SectorValue::Kind::garbage};
+  }
+  value.kind = SectorValue::Kind::stamped;
+  return value;
+}
+
+WriteId GroundTruth::begin_write(std::uint64_t offset, std::uint64_t length, bool zero, Fua fua,
+                                 Instant issue) {
+  HAST_ASSERT(length > 0);
+  HAST_ASSERT(offset % sector_bytes == 0 && length % sector_bytes == 0);
+  WriteId id = writes_.size() + 1;
+  writes_.push_back(WriteRecord{id, offset, length, zero, fua, issue});
+  for (std::uint64_t s = offset / sector_bytes; s < (offset + length) / sector_bytes; s++) {
+    sector_writes_[s].push_back(id);
+  }
+  return id;
+}
+
+void GroundTruth::end_write(WriteId id, bool ok, Instant end) {
+  HAST_ASSERT(id >= 1 && id <= writes_.size());
+  WriteRecord& record = writes_[id - 1];
+  HAST_ASSERT_MSG(record.outcome == Outcome::pending, "write {} completed twice", id);
+  record.outcome = ok ? Outcome::ok : Outcome::failed;
+  record.end = end;
+}
+
+std::uint64_t GroundTruth::begin_flush(Instant issue) {
+  flushes_.push_back(Flush{issue});
+  return flushes_.size() - 1;
+}
+
+void GroundTruth::end_flush(std::uint64_t flush, bool ok, Instant end) {
+  HAST_ASSERT(flush < flushes_.size());
+  HAST_ASSERT(flushes_[flush].outcome == Outcome::pending);
+  flushes_[flush].outcome = ok ? Outcome::ok : Outcome::failed;
+  flushes_[flush].end = end;
+}
+
+void GroundTruth::cut_off_pending(Instant when) {
+  for (WriteRecord& record : writes_) {
+    if (record.outcome != Outcome::pending) continue;
+    record.outcome = Outcome::cut_off;
+    record.end = when;
+  }
+  for (Flush& flush : flushes_) {
+    if (flush.outcome != Outcome::pending) continue;
+    flush.outcome = Outcome::cut_off;
+    flush.end = when;
+  }
+}
+
+void GroundTruth::power_loss(Instant when) {
+  cut_off_pending(when);
+  for (WriteRecord& record : writes_) {
+    if (record.outcome != Outcome::ok || record.fua == Fua::yes || record.may_be_lost) continue;
+    bool flushed = std::any_of(flushes_.begin(), flushes_.end(), [&](const Flush& flush) {
+      return flush.outcome == Outcome::ok && flush.issue >= record.end && flush.end <= when;
+    });
+    if (!flushed) record.may_be_lost = true;
+  }
+}
+
+const WriteRecord& GroundTruth::write(WriteId id) const {
+  HAST_ASSERT(id >= 1 && id <= writes_.size());
+  return writes_[id - 1];
+}
+
+bool GroundTruth::candidate(const WriteRecord& write, std::uint64_t sector,
+                            const SectorValue& value, Instant read_end) const {
+  if (write.issue >= read_end) return false;
+  if (value.kind == SectorValue::Kind::zero) return write.zero;
+  if (write.zero || write.id != value.id) return false;
+  return value.index == (sector * sector_bytes - write.offset) / sector_bytes;
+}
+
+// `later` proves `earlier` overwritten before the read began.
+bool GroundTruth::excludes(const WriteRecord& later, const WriteRecord& earlier,
+                           Instant read_issue) const {
+  if (later.outcome != Outcome::ok || later.may_be_lost) return false;
+  if (earlier.outcome == Outcome::pending) return false;
+  return later.issue > earlier.end && later.end < read_issue;
+}
+
+bool GroundTruth::admissible(std::uint64_t sector, const SectorValue& value, Instant read_issue,
+                             Instant read_end) const {
+  auto found = sector_writes_.find(sector);
+  static const std::vector<WriteId> none;
+  const std::vector<WriteId>& ids = found == sector_writes_.end() ? none : found->second;
+  auto excluded = [&](const WriteRecord& earlier) {
+    return std::any_of(ids.begin(), ids.end(), [&](WriteId later) {
+      return excludes(writes_[later - 1], earlier, read_issue);
+    });
+  };
+  // The initial content: zero, "ended" before time began, never lost.
+  if (value.kind == SectorValue::Kind::zero) {
+    WriteRecord initial{0, 0, 0, true, Fua::yes, Instant::min(), Instant::min(), Outcome::ok};
+    if (!excluded(initial)) return true;
+  }
+  return std::any_of(ids.begin(), ids.end(), [&](WriteId id) {
+    const WriteRecord& write = writes_[id - 1];
+    return candidate(write, sector, value, read_end) && !excluded(write);
+  });
+}
+
+std::vector<Violation> GroundTruth::check_read(std::uint64_t offset,
+                                               std::span<const std::byte> data, Instant issue,
+                                               Instant end) {
+  HAST_ASSERT(offset % sector_bytes == 0 && data.size() % sector_bytes == 0);
+  HAST_ASSERT(issue <= end);
+  reads_checked_++;
+  std::vector<Violation> found;
+  for (std::size_t i = 0; i < data.size() / sector_bytes; i++) {
+    std::uint64_t sector = offset / sector_bytes + i;
+    SectorValue value = decode_sector(data.subspan(i * sector_bytes, sector_bytes));
+    if (value.kind != SectorValue::Kind::garbage && admissible(sector, value, issue, end)) {
+      continue;
+    }
+    std::string what = value.kind == SectorValue::Kind::garbage ? "garbage"
+                       : value.kind == SectorValue::Kind::zero
+                           ? "zero"
+                           : fmt::format("write {} (its sector {})", value.id, value.index);
+    found.push_back(Violation{
+        "O1", fmt::format("sector {} (byte {}) read {} in a read issued at {}ns; history: {}",
+                          sector, sector * sector_bytes, what, issue.time_since_epoch().count(),
+                          describe_sector(sector))});
+  }
+  violations_.insert(violations_.end(), found.begin(), found.end());
+  return found;
+}
+
+std::string GroundTruth::describe_sector(std::uint64_t sector) const {
+  auto found = sector_writes_.find(sector);
+  if (found == sector_writes_.end()) return "never written";
+  std::string text;
+  static constexpr const char* outcomes[] = {"pending", "ok", "failed", "cut off"};
+  for (WriteId id : found->second) {
+    const WriteRecord& w = writes_[id - 1];
+    text += fmt::format("[w{}{} {}..{}ns {}{}] ", id, w.zero ? " zero" : "",
+                        w.issue.time_since_epoch().count(), w.end.time_since_epoch().count(),
+                        outcomes[static_cast<int>(w.outcome)], w.may_be_lost ? " maybe-lost" : "");
+  }
+  return text;
+}
+
+}  // namespace hast::sim

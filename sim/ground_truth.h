@@ -1,0 +1,114 @@
+// GroundTruth: what the clients did and saw, recorded outside the code under test, and the
+// per-sector register oracle (O1 of reference/fault-model.md §6.5) that judges every read.
+//
+// Model: every write carries unique data: each sector starts with a stamp naming the write
+// and the sector's index inside it, and the rest of the sector is derived from the stamp, so
+// any sector read back traces to the one write it came from (or to "zero": never written,
+// discarded or written with zeroes). A read of sector s issued at time t may return the
+// value of a write W when
+//   - W began before the read ended (W.issue < read.end), and
+//   - no *surviving* write W' to s lies wholly between them: W' acknowledged OK, ended
+//     after W ended and began after W ended, and ended before the read began.
+// Writes that failed, or were cut off by a crash, are "maybe applied": admissible, but they
+// never exclude anything. A write *survives* unless a power loss may have dropped it (it
+// was not flushed — no flush acknowledged OK after it ended and before the loss — and
+// not FUA); a write that may have been dropped no longer excludes older values either.
+// Multi-sector writes are not atomic across sectors: each sector is judged alone.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/io/clock.h"
+#include "core/io/disk.h"
+
+namespace hast::sim {
+
+using WriteId = std::uint64_t;  // 0 is the "zero" value (never written, discarded)
+
+inline constexpr std::uint32_t stamp_magic = 0x48415354;  // "HAST"
+inline constexpr std::size_t sector_bytes = 512;
+
+// Fills `data` (whole sectors) with the stamped content of write `id`.
+void stamp_sectors(WriteId id, std::span<std::byte> data);
+
+// What one sector holds: a write's stamp, zero, or garbage (a violation by itself).
+struct SectorValue {
+  enum class Kind : std::uint8_t { zero, stamped, garbage };
+  Kind kind = Kind::zero;
+  WriteId id = 0;
+  std::uint32_t index = 0;  // sector index inside the write
+};
+
+SectorValue decode_sector(std::span<const std::byte> sector);
+
+enum class Outcome : std::uint8_t { pending, ok, failed, cut_off };
+
+struct WriteRecord {
+  WriteId id = 0;
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+  bool zero = false;  // discard or write-zeroes: the value is "zero"
+  Fua fua = Fua::no;
+  Instant issue{};
+  Instant end{};  // ack, failure or cut-off time (valid unless pending)
+  Outcome outcome = Outcome::pending;
+  bool may_be_lost = false;  // acked, then a power loss may have dropped it
+};
+
+// A violation found by an oracle, with what is needed to replay and understand it.
+struct Violation {
+  std::string oracle;  // "O1", ...
+  std::string detail;  // the sector, the writes involved, what was read
+};
+
+class GroundTruth {
+ public:
+  // ---- Recording (the workload calls these) ----
+  WriteId begin_write(std::uint64_t offset, std::uint64_t length, bool zero, Fua fua,
+                      Instant issue);
+  void end_write(WriteId id, bool ok, Instant end);
+  std::uint64_t begin_flush(Instant issue);
+  void end_flush(std::uint64_t flush, bool ok, Instant end);
+  // Every write still pending is cut off (its node died); it may or may not be applied.
+  void cut_off_pending(Instant when);
+  // The serving node lost power at `when`: acked writes that were not durable may be lost.
+  void power_loss(Instant when);
+
+  // ---- Checking (O1) ----
+  // Judges a read of [offset, offset + data.size()) issued at `issue` that returned `data`
+  // at `end`. Records and returns the violations (none when every sector is admissible).
+  std::vector<Violation> check_read(std::uint64_t offset, std::span<const std::byte> data,
+                                    Instant issue, Instant end);
+
+  const std::vector<Violation>& violations() const { return violations_; }
+  const WriteRecord& write(WriteId id) const;
+  std::size_t write_count() const { return writes_.size(); }
+  std::uint64_t reads_checked() const { return reads_checked_; }
+
+ private:
+  struct Flush {
+    Instant issue{};
+    Instant end{};
+    Outcome outcome = Outcome::pending;
+  };
+
+  bool admissible(std::uint64_t sector, const SectorValue& value, Instant read_issue,
+                  Instant read_end) const;
+  bool excludes(const WriteRecord& later, const WriteRecord& earlier, Instant read_issue) const;
+  bool candidate(const WriteRecord& write, std::uint64_t sector, const SectorValue& value,
+                 Instant read_end) const;
+  std::string describe_sector(std::uint64_t sector) const;
+
+  std::vector<WriteRecord> writes_;                              // index = id - 1
+  std::map<std::uint64_t, std::vector<WriteId>> sector_writes_;  // in issue order
+  std::vector<Flush> flushes_;
+  std::vector<Violation> violations_;
+  std::uint64_t reads_checked_ = 0;
+};
+
+}  // namespace hast::sim
