@@ -1,0 +1,95 @@
+// TaskGroup: the fibers of one activity (a primary worker, one connection's session), so
+// the activity can be cancelled and joined as a whole.
+//
+// Model: spawn() starts a fiber that belongs to the group; cancel() cancels every live
+// member (their waits fail with Errc::cancelled, see Scheduler::cancel); join() waits
+// until every member has finished. A role change is `group.cancel(); group.join();`: every
+// request in flight fails cleanly before the next role starts. The group must outlive its
+// fibers: destroy it only after join() (asserted), or after the scheduler's shutdown.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "core/fiber/wait_queue.h"
+
+namespace hast::fiber {
+
+class TaskGroup {
+ public:
+  explicit TaskGroup(Scheduler& scheduler)
+      : scheduler_(scheduler), state_(std::make_shared<State>(scheduler)) {}
+  TaskGroup(const TaskGroup&) = delete;
+  TaskGroup& operator=(const TaskGroup&) = delete;
+  ~TaskGroup() {
+    HAST_ASSERT_MSG(state_->live.empty() || scheduler_.is_shut_down(),
+                    "task group destroyed with {} live fibers", state_->live.size());
+  }
+
+  // Starts `body` in a new member fiber. Fails (Errc::cancelled) once the group is
+  // cancelled, so a cancelled activity cannot grow.
+  Result<FiberId> spawn(std::string name, std::function<void()> body) {
+    if (state_->cancelled) return fail(Errc::cancelled, "spawn " + name + " in a cancelled group");
+    // Members share the state, not the group: at a node's death the group may be unwound
+    // (destroyed) before some of its members are.
+    auto spawned = scheduler_.spawn(std::move(name), [state = state_, body = std::move(body)] {
+      struct Leave {
+        State& state;
+        ~Leave() { state.leave(); }
+      } leave{*state};
+      body();
+    });
+    if (spawned) state_->live.insert(*spawned);
+    return spawned;
+  }
+
+  // Cancels every live member. Idempotent; never suspends.
+  void cancel() {
+    state_->cancelled = true;
+    for (FiberId id : state_->live)
+      scheduler_.cancel(id);
+  }
+
+  // Waits until no member is live. A member may not join its own group.
+  Result<void> join(Deadline deadline = std::nullopt) {
+    HAST_ASSERT_MSG(!scheduler_.in_fiber() || state_->live.count(scheduler_.current()) == 0,
+                    "a fiber joined its own task group");
+    while (!state_->live.empty()) {
+      WakeReason reason = state_->finished.wait(deadline);
+      if (reason != WakeReason::woken && !state_->live.empty()) return wake_result(reason, "join");
+    }
+    return ok();
+  }
+
+  // Allows spawning again after a cancel() and join() (a new activity in the same group).
+  void reset() {
+    HAST_ASSERT(state_->live.empty());
+    state_->cancelled = false;
+  }
+
+  std::size_t size() const { return state_->live.size(); }
+  bool cancelled() const { return state_->cancelled; }
+  Scheduler& scheduler() const { return scheduler_; }
+
+ private:
+  struct State {
+    explicit State(Scheduler& scheduler_ref) : scheduler(scheduler_ref), finished(scheduler_ref) {}
+    void leave() {
+      HAST_ASSERT(scheduler.in_fiber());
+      live.erase(scheduler.current());
+      finished.wake_all();
+    }
+    Scheduler& scheduler;
+    WaitQueue finished;
+    std::set<FiberId> live;
+    bool cancelled = false;
+  };
+
+  Scheduler& scheduler_;
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace hast::fiber
