@@ -90,6 +90,21 @@ void GroundTruth::end_flush(std::uint64_t flush, bool ok, Instant end) {
   flushes_[flush].end = end;
 }
 
+void GroundTruth::cut_off_write(WriteId id, Instant when) {
+  HAST_ASSERT(id >= 1 && id <= writes_.size());
+  WriteRecord& record = writes_[id - 1];
+  HAST_ASSERT(record.outcome == Outcome::pending);
+  record.outcome = Outcome::cut_off;
+  record.end = when;
+}
+
+void GroundTruth::cut_off_flush(std::uint64_t flush, Instant when) {
+  HAST_ASSERT(flush < flushes_.size());
+  HAST_ASSERT(flushes_[flush].outcome == Outcome::pending);
+  flushes_[flush].outcome = Outcome::cut_off;
+  flushes_[flush].end = when;
+}
+
 void GroundTruth::cut_off_pending(Instant when) {
   for (WriteRecord& record : writes_) {
     if (record.outcome != Outcome::pending) continue;

@@ -74,7 +74,10 @@ class GroundTruth {
   void end_write(WriteId id, bool ok, Instant end);
   std::uint64_t begin_flush(Instant issue);
   void end_flush(std::uint64_t flush, bool ok, Instant end);
-  // Every write still pending is cut off (its node died); it may or may not be applied.
+  // A write or flush whose node died before completing it: it may or may not be applied.
+  void cut_off_write(WriteId id, Instant when);
+  void cut_off_flush(std::uint64_t flush, Instant when);
+  // Every write and flush still pending is cut off.
   void cut_off_pending(Instant when);
   // The serving node lost power at `when`: acked writes that were not durable may be lost.
   void power_loss(Instant when);
