@@ -35,20 +35,40 @@ void RangeLockGuard::release() {
 
 Result<RangeLockGuard> RangeLocks::lock(LockKind kind, std::uint64_t offset, std::uint64_t length,
                                         Deadline deadline) {
+  return acquire(reserve(kind, offset, length), deadline);
+}
+
+std::uint64_t RangeLocks::reserve(LockKind kind, std::uint64_t offset, std::uint64_t length) {
   HAST_ASSERT(length > 0);
   HAST_ASSERT(offset + length > offset);
   std::uint64_t id = next_id_++;
-  auto self = entries_.insert(entries_.end(), Entry{id, kind, offset, length, false});
+  entries_.push_back(Entry{id, kind, offset, length, false});
+  return id;
+}
+
+Result<RangeLockGuard> RangeLocks::acquire(std::uint64_t reservation, Deadline deadline) {
+  auto self = std::find_if(entries_.begin(), entries_.end(),
+                           [&](const Entry& entry) { return entry.id == reservation; });
+  HAST_ASSERT_MSG(self != entries_.end(), "unknown reservation {}", reservation);
+  HAST_ASSERT(!self->held);
   while (!can_take(*self)) {
     fiber::WakeReason reason = waiters_.wait(deadline);
     if (reason != fiber::WakeReason::woken && !can_take(*self)) {
-      entries_.erase(self);
-      waiters_.wake_all();  // later waiters may have been queued behind this one
+      cancel_reservation(reservation);
       return fail(fiber::wake_result(reason, "range lock").error());
     }
   }
   self->held = true;
-  return RangeLockGuard(this, id);
+  return RangeLockGuard(this, reservation);
+}
+
+void RangeLocks::cancel_reservation(std::uint64_t reservation) {
+  auto found = std::find_if(entries_.begin(), entries_.end(),
+                            [&](const Entry& entry) { return entry.id == reservation; });
+  if (found == entries_.end()) return;
+  HAST_ASSERT(!found->held);
+  entries_.erase(found);
+  waiters_.wake_all();  // later waiters may have been queued behind this one
 }
 
 bool RangeLocks::can_take(const Entry& entry) const {

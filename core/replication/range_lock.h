@@ -59,6 +59,14 @@ class RangeLocks {
   Result<RangeLockGuard> lock(LockKind kind, std::uint64_t offset, std::uint64_t length,
                               Deadline deadline = std::nullopt);
 
+  // Two-step form, for a caller that must fix the order of its requests without waiting
+  // (the secondary's receiver): reserve() takes a place in the queue at once and never
+  // suspends; acquire() later waits for that place to be granted. A reservation that is
+  // never acquired must be cancelled (or the queue behind it stalls).
+  std::uint64_t reserve(LockKind kind, std::uint64_t offset, std::uint64_t length);
+  Result<RangeLockGuard> acquire(std::uint64_t reservation, Deadline deadline = std::nullopt);
+  void cancel_reservation(std::uint64_t reservation);
+
   // True when some held lock of `kind` overlaps the range.
   bool is_locked(LockKind kind, std::uint64_t offset, std::uint64_t length) const;
 

@@ -122,3 +122,27 @@ TEST_CASE("RangeLocks: a deadline gives up without holding anything", "[unit][re
   REQUIRE(!outcome);
   CHECK(outcome.error().code() == hast::Errc::timed_out);
 }
+
+TEST_CASE("RangeLocks: reservations fix the order before anyone waits", "[unit][replication]") {
+  Harness h;
+  auto first = h.locks.reserve(LockKind::regular, 0, 4096);
+  auto barrier = h.locks.reserve(LockKind::regular, 0, 1 << 20);  // a FLUSH-like barrier
+  auto second = h.locks.reserve(LockKind::regular, 512, 512);
+  auto abandoned = h.locks.reserve(LockKind::regular, 1 << 21, 512);
+  h.locks.cancel_reservation(abandoned);
+  std::vector<std::string> order;
+  auto acquire = [&](std::uint64_t reservation, std::string name) {
+    return [&, reservation, name] {
+      auto guard = h.locks.acquire(reservation);
+      REQUIRE(guard.has_value());
+      order.push_back(name);
+      REQUIRE(h.scheduler.sleep_for(10us).has_value());
+    };
+  };
+  // Spawned in reverse: the reservations, not the spawn order, decide.
+  REQUIRE(h.scheduler.spawn("second", acquire(second, "second")).has_value());
+  REQUIRE(h.scheduler.spawn("barrier", acquire(barrier, "barrier")).has_value());
+  REQUIRE(h.scheduler.spawn("first", acquire(first, "first")).has_value());
+  h.scheduler.run(h.poller);
+  CHECK(order == std::vector<std::string>{"first", "barrier", "second"});
+}
