@@ -4,6 +4,7 @@
 //
 // Built with g++ in the default build, so every decoder's corpus is exercised on every
 // test run; the coverage-guided search itself needs -DHAST_FUZZ=ON with clang.
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
