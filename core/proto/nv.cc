@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -126,6 +127,8 @@ void Nv::add_raw(NvType type, std::string_view name, std::span<const std::byte> 
   HAST_ASSERT_MSG(name.size() <= nv_name_length_max, "nv name '{}' too long", name);
   HAST_ASSERT_MSG(name.find('\0') == std::string_view::npos, "nv name with a NUL");
   HAST_ASSERT_MSG(!data.empty(), "nv element '{}' without data", name);
+  HAST_ASSERT_MSG(data.size() <= std::numeric_limits<std::uint32_t>::max(),
+                  "nv element '{}' of {} bytes", name, data.size());
   HAST_ASSERT(validate_data(type, data, 0).has_value());
   elements_.push_back(Element{type, std::string(name), {data.begin(), data.end()}});
 }

@@ -64,6 +64,8 @@ class Nv {
     NvType type;
     std::string name;
     std::vector<std::byte> data;  // little-endian items, exactly dsize bytes
+
+    friend bool operator==(const Element&, const Element&) = default;
   };
 
   // ---- Building: appends an element (names may repeat; the first one wins lookups) ----
@@ -99,7 +101,10 @@ class Nv {
   // The first element of that name, or null.
   const Element* find(std::string_view name) const;
 
-  const std::vector<Element>& elements() const { return elements_; }
+  // The elements in order. On a temporary Nv (`for (auto& e : make().elements())`) the
+  // elements are moved out, so the loop does not read a destroyed object.
+  const std::vector<Element>& elements() const& { return elements_; }
+  std::vector<Element> elements() && { return std::move(elements_); }
   bool empty() const { return elements_.empty(); }
 
   // ---- Wire form ----
@@ -108,6 +113,9 @@ class Nv {
   void encode_to(std::vector<std::byte>& out) const;
   // Validates and decodes `bytes` (exactly the nv blob: header and payload excluded).
   static Result<Nv> decode(std::span<const std::byte> bytes);
+
+  // Equal when both hold the same elements in the same order.
+  friend bool operator==(const Nv&, const Nv&) = default;
 
  private:
   template <typename T>
