@@ -59,11 +59,13 @@ SectorValue decode_sector(std::span<const std::byte> sector) {
 }
 
 WriteId GroundTruth::begin_write(std::uint64_t offset, std::uint64_t length, bool zero, Fua fua,
-                                 Instant issue) {
+                                 Instant issue, std::uint32_t node) {
   HAST_ASSERT(length > 0);
   HAST_ASSERT(offset % sector_bytes == 0 && length % sector_bytes == 0);
   WriteId id = writes_.size() + 1;
   writes_.push_back(WriteRecord{id, offset, length, zero, fua, issue});
+  writes_.back().node = node;
+  writes_.back().may_be_lost = split_brain_;
   for (std::uint64_t s = offset / sector_bytes; s < (offset + length) / sector_bytes; s++) {
     sector_writes_[s].push_back(id);
   }
@@ -126,6 +128,12 @@ void GroundTruth::power_loss(Instant when) {
       return flush.outcome == Outcome::ok && flush.issue >= record.end && flush.end <= when;
     });
     if (!flushed) record.may_be_lost = true;
+  }
+}
+
+void GroundTruth::discard_writes(std::uint32_t node, Instant since) {
+  for (WriteRecord& record : writes_) {
+    if (record.node == node && record.issue >= since) record.may_be_lost = true;
   }
 }
 

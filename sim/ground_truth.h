@@ -58,6 +58,7 @@ struct WriteRecord {
   Instant end{};  // ack, failure or cut-off time (valid unless pending)
   Outcome outcome = Outcome::pending;
   bool may_be_lost = false;  // acked, then a power loss may have dropped it
+  std::uint32_t node = 0;    // the node that served it
 };
 
 // A violation found by an oracle, with what is needed to replay and understand it.
@@ -70,7 +71,7 @@ class GroundTruth {
  public:
   // ---- Recording (the workload calls these) ----
   WriteId begin_write(std::uint64_t offset, std::uint64_t length, bool zero, Fua fua,
-                      Instant issue);
+                      Instant issue, std::uint32_t node = 0);
   void end_write(WriteId id, bool ok, Instant end);
   std::uint64_t begin_flush(Instant issue);
   void end_flush(std::uint64_t flush, bool ok, Instant end);
@@ -81,6 +82,12 @@ class GroundTruth {
   void cut_off_pending(Instant when);
   // The serving node lost power at `when`: acked writes that were not durable may be lost.
   void power_loss(Instant when);
+  // While a split-brain lasts, the two primaries' histories diverge: writes begun then
+  // exclude nothing (each node's reads judge only what is admissible on some node).
+  void set_split_brain(bool active) { split_brain_ = active; }
+  // Writes `node` served since `since` may be gone: the operator discarded that node's
+  // data (split-brain recovery).
+  void discard_writes(std::uint32_t node, Instant since);
 
   // ---- Checking (O1) ----
   // Judges a read of [offset, offset + data.size()) issued at `issue` that returned `data`
@@ -112,6 +119,7 @@ class GroundTruth {
   std::vector<Flush> flushes_;
   std::vector<Violation> violations_;
   std::uint64_t reads_checked_ = 0;
+  bool split_brain_ = false;
 };
 
 }  // namespace hast::sim

@@ -168,8 +168,8 @@ Workload::Op Workload::make_op(SimBlockFrontend& frontend) {
     op.request.op = BlockOp::write;
     op.request.fua = chance(random_, options_.fua_probability) ? Fua::yes : Fua::no;
     op.buffer.resize(op.request.length);
-    op.write =
-        truth_.begin_write(op.request.offset, op.request.length, false, op.request.fua, op.issue);
+    op.write = truth_.begin_write(op.request.offset, op.request.length, false, op.request.fua,
+                                  op.issue, op.node);
     stamp_sectors(op.write, op.buffer);
   } else if ((pick -= options_.write_weight) < options_.flush_weight) {
     op.request.op = BlockOp::flush;
@@ -179,7 +179,8 @@ Workload::Op Workload::make_op(SimBlockFrontend& frontend) {
   } else {
     pick -= options_.flush_weight;
     op.request.op = pick < options_.discard_weight ? BlockOp::discard : BlockOp::write_zeroes;
-    op.write = truth_.begin_write(op.request.offset, op.request.length, true, Fua::no, op.issue);
+    op.write =
+        truth_.begin_write(op.request.offset, op.request.length, true, Fua::no, op.issue, op.node);
   }
   return op;
 }

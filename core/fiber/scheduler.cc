@@ -54,6 +54,7 @@ struct Scheduler::Fiber {
   bool queued = false;     // in ready_
   bool suspended = false;  // parked inside wait()
   bool cancelled = false;
+  bool interruptible = true;  // of the current wait
   // The current wait: prepare_wait() bumps the generation and arms it; a wake with the
   // same generation completes it once.
   std::uint64_t generation = 0;
@@ -150,11 +151,12 @@ void Scheduler::shutdown() {
   shut_down_ = true;
   ready_.clear();
   timers_.clear();
-  // Unwind in id order. A fiber being unwound is the current fiber, so anything its
-  // destructors call sees a shut-down scheduler and never suspends.
+  // Unwind newest first (children before the parents whose locals they may use). A fiber
+  // being unwound is the current fiber, so anything its destructors call sees a shut-down
+  // scheduler and never suspends.
   while (!fibers_.empty()) {
-    auto first = fibers_.begin();
-    Fiber& fiber = *first->second;
+    auto newest = std::prev(fibers_.end());
+    Fiber& fiber = *newest->second;
     FiberId id = fiber.id;
     // The fiber leaves its wait by unwinding, not by returning from it.
     fiber.suspended = false;
@@ -199,11 +201,12 @@ Waker Scheduler::prepare_wait() {
   return Waker(this, fiber.id, fiber.generation);
 }
 
-WakeReason Scheduler::wait(Deadline deadline) {
+WakeReason Scheduler::wait(Deadline deadline, bool interruptible) {
   Fiber& fiber = current_fiber();
   HAST_ASSERT_MSG(fiber.wait_armed, "wait() without prepare_wait()");
   fiber.wait_armed = false;
-  if (shut_down_ || fiber.cancelled) {
+  fiber.interruptible = interruptible;
+  if (shut_down_ || (fiber.cancelled && interruptible)) {
     fiber.wait_done = true;
     return WakeReason::cancelled;
   }
@@ -234,7 +237,7 @@ void Scheduler::cancel(FiberId id) {
   if (found == fibers_.end()) return;
   Fiber& fiber = *found->second;
   fiber.cancelled = true;
-  if (fiber.suspended) wake(id, fiber.generation, WakeReason::cancelled);
+  if (fiber.suspended && fiber.interruptible) wake(id, fiber.generation, WakeReason::cancelled);
 }
 
 bool Scheduler::cancelled(FiberId id) const {

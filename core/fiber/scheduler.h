@@ -15,7 +15,9 @@
 // Cancellation: cancel(id) makes the fiber's current and future waits fail with
 // Errc::cancelled. shutdown() is what a dying node does after its I/O handles are marked
 // dead: every fiber is unwound (Boost's forced_unwind runs its destructors) and no wait
-// suspends again, so nothing completes on the node's behalf.
+// suspends again, so nothing completes on the node's behalf. Fibers are unwound newest
+// first, so a child fiber, which may refer to its parent's locals, goes before its
+// parent.
 //
 // Failures: an exception escaping a fiber is captured in the fiber, carried to the
 // scheduler's own stack and rethrown from run_ready() as FiberFailure naming the fiber,
@@ -149,8 +151,10 @@ class Scheduler {
   Waker prepare_wait();
 
   // Suspends until the Waker from prepare_wait() is used, the deadline passes or the
-  // fiber is cancelled. Returns at once if the Waker was already used.
-  WakeReason wait(Deadline deadline);
+  // fiber is cancelled. Returns at once if the Waker was already used. With
+  // `interruptible` false a cancelled fiber still waits (a parent waiting for its
+  // cancelled children to end); only shutdown ends such a wait early.
+  WakeReason wait(Deadline deadline, bool interruptible = true);
 
   // The running fiber's id; asserts that a fiber is running.
   FiberId current() const;

@@ -64,6 +64,26 @@ class TaskGroup {
     return ok();
   }
 
+  // Cancels every member and waits until all have ended, even when the caller itself is
+  // cancelled: the way a parent cleans up before the locals its children use go away.
+  // Returns early only at scheduler shutdown (children are unwound first then).
+  void cancel_and_join() {
+    cancel();
+    HAST_ASSERT(!scheduler_.in_fiber() || state_->live.count(scheduler_.current()) == 0);
+    while (!state_->live.empty()) {
+      if (state_->finished.wait(std::nullopt, false) == WakeReason::cancelled) return;
+    }
+  }
+
+  // Waits until every member has ended without cancelling them and even when the caller
+  // itself is cancelled (a session letting the writes it accepted reach the disk).
+  void join_all() {
+    HAST_ASSERT(!scheduler_.in_fiber() || state_->live.count(scheduler_.current()) == 0);
+    while (!state_->live.empty()) {
+      if (state_->finished.wait(std::nullopt, false) == WakeReason::cancelled) return;
+    }
+  }
+
   // Allows spawning again after a cancel() and join() (a new activity in the same group).
   void reset() {
     HAST_ASSERT(state_->live.empty());

@@ -19,12 +19,13 @@ class WaitQueue {
   WaitQueue(const WaitQueue&) = delete;
   WaitQueue& operator=(const WaitQueue&) = delete;
 
-  // Suspends the calling fiber until wake_all(), the deadline or cancellation.
-  WakeReason wait(Deadline deadline) {
+  // Suspends the calling fiber until wake_all(), the deadline or cancellation (unless
+  // `interruptible` is false, see Scheduler::wait).
+  WakeReason wait(Deadline deadline, bool interruptible = true) {
     Waker waker = scheduler_.prepare_wait();
     std::size_t ticket = next_ticket_++;
     waiters_.push_back(Entry{ticket, waker});
-    WakeReason reason = scheduler_.wait(deadline);
+    WakeReason reason = scheduler_.wait(deadline, interruptible);
     // Leave the list whatever ended the wait, so the list never holds stale wakers.
     std::erase_if(waiters_, [ticket](const Entry& entry) { return entry.ticket == ticket; });
     return reason;

@@ -1,0 +1,178 @@
+// The local component: metadata, activemap image and data area on one Disk.
+#include "core/replication/local_component.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+namespace hast::replication {
+namespace {
+
+constexpr std::uint64_t kMapOffset = meta::metadata_size;
+constexpr std::uint64_t kZeroChunkBytes = 1 << 20;
+
+Result<std::vector<std::byte>> read_at(Disk& disk, std::uint64_t offset, std::uint64_t length) {
+  std::vector<std::byte> bytes(length);
+  HAST_TRY(disk.read(offset, bytes));
+  return bytes;
+}
+
+}  // namespace
+
+Result<meta::Metadata> create_local(Disk& disk, std::string_view resource,
+                                    const CreateOptions& options) {
+  std::uint64_t media = options.media_size_bytes == 0 ? disk.size() : options.media_size_bytes;
+  if (media > disk.size()) {
+    return fail(
+        Errc::invalid_argument,
+        fmt::format("media size {} is larger than the provider ({} bytes)", media, disk.size()));
+  }
+  auto layout =
+      meta::compute_layout(media, options.extent_size_bytes, disk.properties().sector_size);
+  if (!layout) return fail(layout.error());
+  if (options.keep_dirty == 0) return fail(Errc::invalid_argument, "keepdirty must be > 0");
+  meta::Metadata metadata =
+      meta::created_metadata(std::string(resource), *layout, options.keep_dirty);
+  auto block = meta::encode_block(metadata);
+  HAST_TRY(disk.write(0, block, Fua::yes));
+  std::vector<std::byte> zeroes(layout->map_size_bytes);
+  HAST_TRY(disk.write(kMapOffset, zeroes, Fua::yes));
+  return metadata;
+}
+
+Result<meta::Metadata> read_metadata(Disk& disk, std::string_view provider,
+                                     std::string_view resource) {
+  auto block = read_at(disk, 0, meta::metadata_size);
+  if (!block) {
+    return fail(block.error().wrap(fmt::format("Unable to read metadata from {}", provider)));
+  }
+  auto metadata = meta::decode_block(*block, provider);
+  if (!metadata) return fail(metadata.error());
+  HAST_TRY(meta::check_resource(*metadata, provider, resource));
+  HAST_TRY(
+      meta::check_fits_provider(*metadata, provider, disk.size(), disk.properties().sector_size));
+  return metadata;
+}
+
+Result<std::unique_ptr<LocalComponent>> LocalComponent::open(Disk& disk,
+                                                             fiber::Scheduler& scheduler,
+                                                             std::string_view provider,
+                                                             std::string_view resource,
+                                                             bool metaflush) {
+  auto metadata = read_metadata(disk, provider, resource);
+  if (!metadata) return fail(metadata.error());
+  return std::unique_ptr<LocalComponent>(
+      new LocalComponent(disk, scheduler, std::string(provider), std::move(*metadata), metaflush));
+}
+
+LocalComponent::LocalComponent(Disk& disk, fiber::Scheduler& scheduler, std::string provider,
+                               meta::Metadata metadata, bool metaflush)
+    : disk_(disk),
+      provider_(std::move(provider)),
+      metadata_(std::move(metadata)),
+      map_(metadata_.data_size_bytes, metadata_.extent_size_bytes, metadata_.keep_dirty,
+           disk.properties().sector_size),
+      map_buffer_(map_.ondisk_size_bytes()),
+      metaflush_(metaflush),
+      map_written_(scheduler) {
+  HAST_ASSERT(metadata_.local_offset_bytes >= kMapOffset + map_.ondisk_size_bytes());
+  HAST_ASSERT(metadata_.local_offset_bytes + metadata_.data_size_bytes <= disk.size());
+}
+
+Result<void> LocalComponent::write_metadata(const meta::Metadata& updated) {
+  HAST_ASSERT(meta::check_metadata(updated).has_value());
+  HAST_ASSERT(updated.data_size_bytes == metadata_.data_size_bytes);
+  auto block = meta::encode_block(updated);
+  Fua fua = mutation_ == Mutation::skip_metadata_flush ? Fua::no : durable();
+  auto written = disk_.write(0, block, fua);
+  if (!written) {
+    return fail(written.error().wrap(fmt::format("Unable to write metadata to {}", provider_)));
+  }
+  metadata_ = updated;
+  return ok();
+}
+
+void LocalComponent::check_range(std::uint64_t offset, std::uint64_t length) const {
+  HAST_ASSERT_MSG(offset + length >= offset && offset + length <= data_size(),
+                  "range {}+{} outside the data area of {} bytes", offset, length, data_size());
+  HAST_ASSERT(offset % sector_size() == 0 && length % sector_size() == 0);
+}
+
+Result<void> LocalComponent::read(std::uint64_t offset, std::span<std::byte> buffer) {
+  check_range(offset, buffer.size());
+  return disk_.read(metadata_.local_offset_bytes + offset, buffer);
+}
+
+Result<void> LocalComponent::write(std::uint64_t offset, std::span<const std::byte> data, Fua fua) {
+  check_range(offset, data.size());
+  return disk_.write(metadata_.local_offset_bytes + offset, data, fua);
+}
+
+Result<void> LocalComponent::flush() {
+  if (!disk_.properties().volatile_cache) return ok();
+  return disk_.flush();
+}
+
+Result<void> LocalComponent::discard(std::uint64_t offset, std::uint64_t length) {
+  check_range(offset, length);
+  if (!disk_.properties().discard_zeroes) return write_zeroes(offset, length, Fua::no);
+  return disk_.discard(metadata_.local_offset_bytes + offset, length);
+}
+
+Result<void> LocalComponent::write_zeroes(std::uint64_t offset, std::uint64_t length, Fua fua) {
+  check_range(offset, length);
+  std::vector<std::byte> zeroes(std::min(length, kZeroChunkBytes));
+  for (std::uint64_t done = 0; done < length;) {
+    std::uint64_t n = std::min<std::uint64_t>(zeroes.size(), length - done);
+    HAST_TRY(write(offset + done, std::span(zeroes).first(n), fua));
+    done += n;
+  }
+  return ok();
+}
+
+Result<void> LocalComponent::load_map() {
+  auto image = read_at(disk_, kMapOffset, map_.ondisk_size_bytes());
+  if (!image)
+    return fail(image.error().wrap(fmt::format("Unable to read activemap from {}", provider_)));
+  return map_.load_image(*image);
+}
+
+Result<void> LocalComponent::persist_map(std::uint64_t generation) {
+  HAST_ASSERT(generation <= map_.generation());
+  while (map_.durable_generation() < generation) {
+    if (map_writing_) {
+      // Another fiber is writing an image; once it is done, either it covered this
+      // generation or this fiber writes the next image, which covers everything since.
+      auto reason = map_written_.wait(std::nullopt);
+      if (reason != fiber::WakeReason::woken) return fiber::wake_result(reason, "map write");
+      continue;
+    }
+    if (mutation_ == Mutation::skip_activemap_flush) {
+      map_.map_flushed(map_.generation());  // the bug: claim durability, write nothing
+      continue;
+    }
+    map_writing_ = true;
+    std::uint64_t writing = map_.generation();
+    map_.encode_image_to(map_buffer_);
+    auto written = disk_.write(kMapOffset, map_buffer_, durable());
+    map_writing_ = false;
+    if (written) map_.map_flushed(writing);
+    map_written_.wake_all();
+    if (!written) {
+      return fail(written.error().wrap(fmt::format("Unable to flush activemap to {}", provider_)));
+    }
+  }
+  return ok();
+}
+
+Result<void> LocalComponent::clear_map_on_disk() {
+  std::vector<std::byte> zeroes(map_.ondisk_size_bytes());
+  HAST_TRY(disk_.write(kMapOffset, zeroes, durable()));
+  return ok();
+}
+
+Result<std::vector<std::byte>> LocalComponent::read_map_image() {
+  return read_at(disk_, kMapOffset, map_.ondisk_size_bytes());
+}
+
+}  // namespace hast::replication

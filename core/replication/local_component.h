@@ -1,0 +1,108 @@
+// LocalComponent: a resource's local disk as the replication code sees it (reference/
+// hast-spec.md §4): the metadata block at offset 0, the activemap image at 4096, the data
+// area at the metadata's local offset; plus `create` (what `hastctl create` writes).
+//
+// Model: data I/O takes device offsets (0 = first byte of the data area) and adds the
+// local offset. Durability (DESIGN.md §1.2 item 5): metadata and activemap writes that a
+// later acknowledgement depends on are made durable first — a FUA write when `metaflush`
+// is on (the default), which the device may implement as write + flush. An administrator
+// who sets `metaflush off` trades that guarantee for speed, as in HAST.
+//
+// Map writes are coalesced: persist_map(g) returns once an image at least as new as
+// generation g is durable. While one fiber writes the image, others wanting a newer
+// generation wait, and the next write covers all of them (one durable write serves every
+// write that waited on it). A discard reads back as zeroes afterwards: where the device
+// does not promise that, the range is written with zeroes instead (defect 6).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/fiber/wait_queue.h"
+#include "core/io/disk.h"
+#include "core/meta/activemap.h"
+#include "core/meta/metadata.h"
+#include "core/replication/mutation.h"
+#include "core/result.h"
+
+namespace hast::replication {
+
+struct CreateOptions {
+  std::uint32_t extent_size_bytes = meta::default_extent_size_bytes;
+  std::uint32_t keep_dirty = meta::default_keep_dirty;
+  std::uint64_t media_size_bytes = 0;  // 0: the whole disk
+};
+
+// `hastctl create`: computes the layout and writes a fresh metadata block (role init,
+// resuid and counters 0) and a zeroed activemap, durably. Errors: Errc::invalid_argument
+// for a bad geometry (the message says which), Errc::io for a failed write.
+Result<meta::Metadata> create_local(Disk& disk, std::string_view resource,
+                                    const CreateOptions& options);
+
+// Reads and checks the metadata block of `disk` ("Unable to read metadata from P", "Provider
+// P is not part of resource R.", …). `provider` names the disk in messages.
+Result<meta::Metadata> read_metadata(Disk& disk, std::string_view provider,
+                                     std::string_view resource);
+
+class LocalComponent {
+ public:
+  // Opens the component: reads and checks the metadata and sizes the activemap from it.
+  static Result<std::unique_ptr<LocalComponent>> open(Disk& disk, fiber::Scheduler& scheduler,
+                                                      std::string_view provider,
+                                                      std::string_view resource, bool metaflush);
+
+  const meta::Metadata& metadata() const { return metadata_; }
+  std::uint64_t data_size() const { return metadata_.data_size_bytes; }
+  std::uint32_t sector_size() const { return disk_.properties().sector_size; }
+  const std::string& provider() const { return provider_; }
+  Disk& disk() { return disk_; }
+
+  // Writes `updated` as the new metadata block, durably; on success it becomes metadata().
+  Result<void> write_metadata(const meta::Metadata& updated);
+
+  // ---- Data area (device offsets) ----
+  Result<void> read(std::uint64_t offset, std::span<std::byte> buffer);
+  Result<void> write(std::uint64_t offset, std::span<const std::byte> data, Fua fua);
+  Result<void> flush();
+  Result<void> discard(std::uint64_t offset, std::uint64_t length);
+  Result<void> write_zeroes(std::uint64_t offset, std::uint64_t length, Fua fua);
+
+  // ---- Activemap ----
+  meta::Activemap& map() { return map_; }
+  // Loads the on-disk image into the map (a primary at start: everything marked is to
+  // be synced).
+  Result<void> load_map();
+  // Returns once the image of generation `generation` or newer is durable (coalesced).
+  Result<void> persist_map(std::uint64_t generation);
+  // Writes a zeroed image (the secondary, once the primary has its map). Durable.
+  Result<void> clear_map_on_disk();
+  // The on-disk image as stored (for the handshake reply of a secondary).
+  Result<std::vector<std::byte>> read_map_image();
+
+  bool metaflush() const { return metaflush_; }
+
+  // Simulator only: skip_activemap_flush and skip_metadata_flush (mutation.h).
+  void test_set_mutation(Mutation mutation) { mutation_ = mutation; }
+
+ private:
+  LocalComponent(Disk& disk, fiber::Scheduler& scheduler, std::string provider,
+                 meta::Metadata metadata, bool metaflush);
+  Fua durable() const { return metaflush_ ? Fua::yes : Fua::no; }
+  void check_range(std::uint64_t offset, std::uint64_t length) const;
+
+  Disk& disk_;
+  std::string provider_;
+  meta::Metadata metadata_;
+  meta::Activemap map_;
+  std::vector<std::byte> map_buffer_;
+  bool metaflush_;
+  Mutation mutation_ = Mutation::none;
+  bool map_writing_ = false;
+  fiber::WaitQueue map_written_;
+};
+
+}  // namespace hast::replication

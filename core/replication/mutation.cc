@@ -1,0 +1,42 @@
+// The table of mutations and the oracle each must trip.
+#include "core/replication/mutation.h"
+
+#include <array>
+
+namespace hast::replication {
+namespace {
+
+constexpr std::array kMutations = {
+    MutationInfo{Mutation::fullsync_ack_before_remote, "fullsync_ack_before_remote", "O1"},
+    MutationInfo{Mutation::memsync_ack_before_received, "memsync_ack_before_received", "O1"},
+    MutationInfo{Mutation::skip_activemap_flush, "skip_activemap_flush", "O4"},
+    MutationInfo{Mutation::skip_metadata_flush, "skip_metadata_flush", "O6"},
+    MutationInfo{Mutation::no_dirty_on_remote_failure, "no_dirty_on_remote_failure", "O4"},
+    MutationInfo{Mutation::ignore_split_brain, "ignore_split_brain", "O6"},
+    MutationInfo{Mutation::sync_wrong_direction, "sync_wrong_direction", "O1"},
+    MutationInfo{Mutation::read_fallback_when_stale, "read_fallback_when_stale", "O9"},
+    MutationInfo{Mutation::drop_remote_flush, "drop_remote_flush", "O4"},
+};
+
+}  // namespace
+
+std::span<const MutationInfo> mutations() {
+  return kMutations;
+}
+
+std::string_view mutation_name(Mutation mutation) {
+  for (const MutationInfo& info : kMutations) {
+    if (info.mutation == mutation) return info.name;
+  }
+  return "none";
+}
+
+std::optional<Mutation> parse_mutation(std::string_view name) {
+  if (name == "none") return Mutation::none;
+  for (const MutationInfo& info : kMutations) {
+    if (info.name == name) return info.mutation;
+  }
+  return std::nullopt;
+}
+
+}  // namespace hast::replication

@@ -1,0 +1,378 @@
+// The primary: lifecycle and client requests (see primary.h).
+#include "core/replication/primary.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "core/replication/primary_internal.h"
+
+namespace hast::replication {
+namespace {
+
+// Extents [first, last] covered by a byte range.
+std::pair<std::uint64_t, std::uint64_t> extent_span(const meta::Activemap& map,
+                                                    std::uint64_t offset, std::uint64_t length) {
+  HAST_ASSERT(length > 0);
+  return {map.extent_of(offset).value, map.extent_of(offset + length - 1).value};
+}
+
+Result<void> io_error(std::string_view what) {
+  return fail(Errc::io, std::string(what));
+}
+
+}  // namespace
+
+Primary::Primary(ResourceContext& context, LocalComponent& local, BlockFrontend* frontend)
+    : context_(context),
+      local_(local),
+      frontend_(frontend),
+      generation_(Counters{local.metadata().local_count, local.metadata().remote_count}),
+      locks_(context.io.scheduler),
+      requests_(context.io.scheduler, request_count_max),
+      group_(context.io.scheduler),
+      link_changed_(context.io.scheduler),
+      unflushed_ready_(context.io.scheduler) {}
+
+Primary::~Primary() {
+  HAST_ASSERT_MSG(group_.size() == 0 || context_.io.scheduler.is_shut_down(),
+                  "primary destroyed while running");
+}
+
+bool Primary::connected() const {
+  return link_ != nullptr && link_->up;
+}
+
+Result<void> Primary::start() {
+  HAST_ASSERT(!started_);
+  HAST_TRY(local_.load_map());
+  started_ = true;
+  // Everything marked on disk is dirty until a sync proves otherwise.
+  HAST_ASSERT(group_.spawn("primary-connect", [this] { connection_loop(); }).has_value());
+  HAST_ASSERT(group_.spawn("primary-sync", [this] { sync_loop(); }).has_value());
+  HAST_ASSERT(group_.spawn("primary-flush", [this] { remote_flusher_loop(); }).has_value());
+  if (frontend_ != nullptr) {
+    HAST_ASSERT(group_.spawn("primary-frontend", [this] { frontend_loop(); }).has_value());
+  }
+  return ok();
+}
+
+void Primary::stop() {
+  group_.cancel();
+  if (link_ != nullptr) {
+    link_down(*link_, Error(Errc::cancelled, "role change"));
+    link_->fibers.cancel();
+  }
+  ignore_error(group_.join(), "a cancelled group always ends");
+  if (link_ != nullptr) ignore_error(link_->fibers.join(), "a cancelled group always ends");
+  link_.reset();
+}
+
+void Primary::frontend_loop() {
+  while (true) {
+    auto request = frontend_->next_request();
+    if (!request) return;
+    if (!requests_.acquire()) {
+      frontend_->complete(*request, fail(Errc::cancelled, "role change"));
+      return;
+    }
+    auto spawned = group_.spawn("request", [this, r = *request] {
+      fiber::Permit permit(requests_);
+      handle(r);
+    });
+    if (!spawned) {
+      requests_.release();
+      frontend_->complete(*request, fail(Errc::cancelled, "role change"));
+      return;
+    }
+  }
+}
+
+void Primary::handle(BlockRequest request) {
+  Result<void> result = ok();
+  switch (request.op) {
+    case BlockOp::read:
+      result = handle_read(request);
+      break;
+    case BlockOp::flush:
+      result = handle_flush();
+      break;
+    case BlockOp::write:
+    case BlockOp::write_zeroes:
+    case BlockOp::discard:
+      result = handle_write(request, context_.config.replication);
+      break;
+  }
+  // The write path answers its client itself, as early as the mode allows.
+  if (request.op == BlockOp::read || request.op == BlockOp::flush) {
+    frontend_->complete(request, result);
+  }
+}
+
+bool Primary::extents_clean(std::uint64_t offset, std::uint64_t length) const {
+  const meta::Activemap& map = local_.map();
+  auto [first, last] = extent_span(map, offset, length);
+  for (std::uint64_t e = first; e <= last; e++) {
+    meta::ExtentIndex extent{e};
+    if (map.needs_sync(extent) || map.pending_writes(extent) > 0) return false;
+    if (meta::is_stale(local_.metadata(), extent)) return false;
+  }
+  return true;
+}
+
+// True when the local copy of some extent of the range is older than the secondary's.
+bool Primary::reads_go_remote(std::uint64_t offset, std::uint64_t length) const {
+  const meta::Activemap& map = local_.map();
+  auto [first, last] = extent_span(map, offset, length);
+  for (std::uint64_t e = first; e <= last; e++) {
+    meta::ExtentIndex extent{e};
+    if (meta::is_stale(local_.metadata(), extent)) return true;
+    if (sync_source_ == SyncSource::secondary && map.needs_sync(extent)) return true;
+  }
+  return false;
+}
+
+Result<void> Primary::handle_read(const BlockRequest& request) {
+  stats_.reads++;
+  bool remote_only = reads_go_remote(request.offset, request.length);
+  if (!remote_only) {
+    auto local = local_.read(request.offset, request.data);
+    if (local) return ok();
+    stats_.read_errors++;
+    log_error(context_.io.log, "[{}] Local request failed ({}), trying remote node. READ({}, {}).",
+              context_.config.name, local.error().message(), request.offset, request.length);
+    // Only a secondary known to hold the same bytes may answer instead (O9).
+    bool clean = extents_clean(request.offset, request.length) ||
+                 context_.mutated(Mutation::read_fallback_when_stale);
+    if (!clean) return local;
+  }
+  RemoteOp op(context_.io.scheduler);
+  op.request.cmd = proto::RequestCommand::read;
+  op.request.offset = request.offset;
+  op.request.length = request.length;
+  op.read_into = request.data;
+  if (!submit(op, true)) return fail(Errc::disconnected, "READ: the secondary is not connected");
+  stats_.remote_reads++;
+  if (wait_remote(op, true) == LegState::ok) return ok();
+  return fail(op.error);
+}
+
+Result<void> Primary::raise_generation() {
+  if (!generation_.on_unreplicated_write()) return ok();
+  meta::Metadata updated = local_.metadata();
+  updated.local_count = generation_.counters().local;
+  updated.prev_role = meta::Role::primary;
+  return local_.write_metadata(updated);
+}
+
+Result<void> Primary::mark_stale(std::uint64_t offset, std::uint64_t length) {
+  meta::Metadata updated = local_.metadata();
+  auto [first, last] = extent_span(local_.map(), offset, length);
+  bool changed = false;
+  for (std::uint64_t e = first; e <= last; e++) {
+    auto added = meta::add_stale(updated, meta::ExtentIndex{e});
+    if (added == meta::StaleAdd::full) return fail(Errc::no_space, "stale extent list full");
+    changed = changed || added == meta::StaleAdd::added;
+  }
+  if (!changed) return ok();
+  return local_.write_metadata(updated);
+}
+
+Result<void> Primary::handle_write(const BlockRequest& request, config::ReplicationMode mode) {
+  if (request.op == BlockOp::discard) {
+    stats_.deletes++;
+    return write_range(request.offset, {}, false, true, Fua::no, mode, &request);
+  }
+  stats_.writes++;
+  if (request.op == BlockOp::write) {
+    return write_range(request.offset, request.data, false, false, request.fua, mode, &request);
+  }
+  // WRITE_ZEROES: zero WRITEs no larger than a request may be (hole compression makes
+  // them tiny on the wire), each waiting for both legs; the client hears once, at the end.
+  std::uint64_t chunk = request_size_limit();
+  if (request.length <= chunk) {
+    std::vector<std::byte> zeroes(request.length);
+    return write_range(request.offset, zeroes, true, false, request.fua, mode, &request);
+  }
+  std::vector<std::byte> zeroes(chunk);
+  Result<void> result = ok();
+  for (std::uint64_t done = 0; done < request.length && result; done += chunk) {
+    std::uint64_t n = std::min(chunk, request.length - done);
+    result = write_range(request.offset + done, std::span(zeroes).first(n), true, false,
+                         request.fua, config::ReplicationMode::fullsync, nullptr);
+  }
+  frontend_->complete(request, result);
+  return result;
+}
+
+std::uint64_t Primary::request_size_limit() const {
+  if (link_ == nullptr || !link_->up) return proto::request_size_send_default;
+  return proto::request_size_send_max(link_->peer);
+}
+
+// One replicated write (or DELETE) of a range; answers `client` when the mode says so.
+Result<void> Primary::write_range(std::uint64_t offset, std::span<const std::byte> data,
+                                  bool zeroes, bool discard, Fua fua, config::ReplicationMode mode,
+                                  const BlockRequest* client) {
+  std::uint64_t length = discard ? client->length : data.size();
+  auto answer = [&](Result<void> result) {
+    if (client != nullptr) frontend_->complete(*client, std::move(result));
+  };
+  auto guard = locks_.lock(LockKind::regular, offset, length);
+  if (!guard) {
+    answer(fail(guard.error()));
+    return fail(guard.error());
+  }
+  meta::Activemap& map = local_.map();
+  if (map.write_start(offset, length) == meta::NeedsFlush::yes) {
+    auto persisted = local_.persist_map(map.generation());
+    if (!persisted) {
+      ignore_needs_flush(map.write_complete(offset, length, meta::RemoteAck::no));
+      answer(fail(persisted.error()));
+      return fail(persisted.error());
+    }
+  }
+  // FUA and DELETE wait for both legs, like fullsync (§7.3).
+  if (discard || fua == Fua::yes) mode = config::ReplicationMode::fullsync;
+  if (mode == config::ReplicationMode::memsync && link_ != nullptr && link_->up &&
+      link_->mode != config::ReplicationMode::memsync) {
+    mode = link_->mode;
+  }
+  auto [first, last] = extent_span(map, offset, length);
+  bool stale_room =
+      local_.metadata().stale_extents.size() + (last - first + 1) <= meta::stale_extents_max;
+  config::ReplicationMode ack_mode = mode;
+  if ((mode == config::ReplicationMode::fullsync &&
+       context_.mutated(Mutation::fullsync_ack_before_remote)) ||
+      (mode == config::ReplicationMode::memsync &&
+       context_.mutated(Mutation::memsync_ack_before_received))) {
+    ack_mode = config::ReplicationMode::async;  // the bug: answer at local completion
+  }
+  WriteAck ack(ack_mode, stale_room);
+  RemoteOp op(context_.io.scheduler);
+  op.request.cmd = discard ? proto::RequestCommand::discard : proto::RequestCommand::write;
+  op.request.offset = offset;
+  op.request.length = length;
+  op.request.memsync = ack_mode == config::ReplicationMode::memsync;
+  // The client's buffer is valid only until it is answered, which async may do before
+  // the remote leg is even sent: the remote leg then needs its own copy.
+  std::vector<std::byte> copy;
+  if (ack_mode == config::ReplicationMode::async && client != nullptr && !data.empty()) {
+    copy.assign(data.begin(), data.end());
+    data = copy;
+  }
+  op.data = data;
+  // Queue the remote leg before the local one, so both run at once.
+  if (!submit(op, ack_mode != config::ReplicationMode::async)) {
+    ack.remote_done(LegState::unavailable);
+  }
+  Result<void> local = discard  ? local_.discard(offset, length)
+                       : zeroes ? local_.write_zeroes(offset, length, fua)
+                                : local_.write(offset, data, fua);
+  ack.local_done(local.has_value());
+  if (!local) {
+    discard ? stats_.delete_errors++ : stats_.write_errors++;
+    log_error(context_.io.log, "[{}] Local request failed ({}): {}({}, {}).", context_.config.name,
+              local.error().message(), discard ? "DELETE" : "WRITE", offset, length);
+  }
+  bool noted_received = false;
+  Result<void> answered = ok();
+  auto try_answer = [&] {
+    auto verdict = ack.take_ack();
+    if (!verdict) return;
+    Result<void> result = *verdict ? ok() : io_error("write failed on both nodes");
+    if (result && ack.local() == LegState::failed) result = mark_stale(offset, length);
+    if (result && ack.acknowledges_unreplicated()) result = raise_generation();
+    answered = result;
+    answer(std::move(result));
+  };
+  try_answer();
+  while (!ack.finished()) {
+    LegState state = wait_remote(op, !op.request.memsync || noted_received);
+    if (op.received && !noted_received) {
+      noted_received = true;
+      ack.remote_received();
+    }
+    if (state != LegState::pending) ack.remote_done(state);
+    try_answer();
+  }
+  finish_write(ack, offset, length);
+  return answered;
+}
+
+// After both legs: settle the extents and the generation counter.
+void Primary::finish_write(WriteAck& ack, std::uint64_t offset, std::uint64_t length) {
+  HAST_ASSERT(ack.finished());
+  HAST_ASSERT(ack.acked());
+  WriteVerdict verdict = ack.verdict();
+  meta::Activemap& map = local_.map();
+  if (verdict.fate == ExtentFate::clean || context_.mutated(Mutation::no_dirty_on_remote_failure)) {
+    // Clean only once a remote FLUSH covers it (defect 9): the flusher completes it.
+    unflushed_.emplace_back(offset, length);
+    unflushed_ready_.set();
+  } else if (map.write_complete(offset, length, meta::RemoteAck::no) == meta::NeedsFlush::yes) {
+    ignore_error(local_.persist_map(map.generation()), "a set bit was already on disk");
+  }
+  if (verdict.success && ack.remote() != LegState::ok) {
+    ignore_error(raise_generation(), "logged by the metadata writer; retried next write");
+  }
+}
+
+std::vector<std::pair<std::uint64_t, std::uint64_t>> Primary::take_unflushed() {
+  auto covered = std::move(unflushed_);
+  unflushed_.clear();
+  return covered;
+}
+
+// Settles writes the secondary acknowledged once the FLUSH `op` that covers them ended. An
+// extent may become clean only when both copies are durable: the remote FLUSH succeeded
+// (or a cacheless peer refused it) and so did the local one, else a power loss of either
+// node could leave the copies different under a clean bit. Anything else sends them to
+// sync.
+void Primary::settle_flushed(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& covered,
+                             RemoteOp& op, bool sent, bool local_ok) {
+  LegState remote = sent ? wait_remote(op, true) : LegState::unavailable;
+  bool remote_ok =
+      local_ok && (remote == LegState::ok ||
+                   (remote == LegState::failed && op.error.code() == Errc::unsupported) ||
+                   context_.mutated(Mutation::drop_remote_flush));
+  meta::Activemap& map = local_.map();
+  bool flush_map = false;
+  for (auto [offset, length] : covered) {
+    auto ack = remote_ok ? meta::RemoteAck::yes : meta::RemoteAck::no;
+    flush_map = map.write_complete(offset, length, ack) == meta::NeedsFlush::yes || flush_map;
+  }
+  if (flush_map) ignore_error(local_.persist_map(map.generation()), "clears may be lazy");
+}
+
+Result<void> Primary::handle_flush() {
+  stats_.flushes++;
+  // The remote FLUSH covers every write whose final reply came before it.
+  auto covered = take_unflushed();
+  RemoteOp op(context_.io.scheduler);
+  op.request.cmd = proto::RequestCommand::flush;
+  bool sent = submit(op, true);
+  auto local = local_.flush();
+  if (!local) stats_.flush_errors++;
+  settle_flushed(covered, op, sent, local.has_value());
+  // A FLUSH succeeds only when the local flush did (defect 4).
+  return local;
+}
+
+void Primary::remote_flusher_loop() {
+  while (true) {
+    if (!unflushed_ready_.wait()) return;
+    unflushed_ready_.reset();
+    // Let a few more writes join the batch.
+    if (!context_.io.scheduler.sleep_for(std::chrono::milliseconds(1))) return;
+    auto covered = take_unflushed();
+    if (covered.empty()) continue;
+    RemoteOp op(context_.io.scheduler);
+    op.request.cmd = proto::RequestCommand::flush;
+    bool sent = !context_.mutated(Mutation::drop_remote_flush) && submit(op, true);
+    bool local_ok = local_.flush().has_value();
+    settle_flushed(covered, op, sent, local_ok);
+  }
+}
+
+}  // namespace hast::replication

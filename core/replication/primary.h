@@ -1,0 +1,153 @@
+// Primary: the primary's side of one resource (reference/hast-spec.md §6.3, §6.6, §7, §8,
+// §9, with the fixes of DESIGN.md §1.2).
+//
+// Fibers (all in one TaskGroup, so a role change cancels and joins them together):
+// - the frontend loop takes client requests, each in its own fiber, at most
+//   request_count_max at once (back-pressure);
+// - the connection loop connects and runs the handshake, then runs the link (a sender
+//   with keepalives by time since the last send, a receiver matching replies by seq) until
+//   it fails, then waits the reconnect interval and tries again;
+// - the sync loop copies dirty extents while connected (sync.cc);
+// - the remote flusher sends one FLUSH for a batch of completed remote writes before their
+//   extents may become clean (defect 9).
+//
+// A WRITE takes its range lock, marks its extents (the map is durable before the data is
+// written), queues the remote leg, writes locally, and is answered per mode by WriteAck.
+// An extent becomes clean only when the secondary acknowledged the write *and* a remote
+// FLUSH covering it succeeded. A write the secondary did not acknowledge moves its extents
+// to sync (defect 2). The first acknowledgement without the secondary's final ok raises
+// the generation counter, durably, first (defect 1).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "core/fiber/event.h"
+#include "core/fiber/semaphore.h"
+#include "core/fiber/task_group.h"
+#include "core/io/frontend.h"
+#include "core/proto/messages.h"
+#include "core/replication/context.h"
+#include "core/replication/decision.h"
+#include "core/replication/local_component.h"
+#include "core/replication/range_lock.h"
+#include "core/replication/write_ack.h"
+
+namespace hast::replication {
+
+inline constexpr std::size_t request_count_max = 256;
+
+// Counters for `hastctl list` and the simulator's coverage report.
+struct PrimaryStats {
+  std::uint64_t reads = 0;
+  std::uint64_t writes = 0;
+  std::uint64_t deletes = 0;
+  std::uint64_t flushes = 0;
+  std::uint64_t read_errors = 0;
+  std::uint64_t write_errors = 0;
+  std::uint64_t delete_errors = 0;
+  std::uint64_t flush_errors = 0;
+  std::uint64_t remote_reads = 0;  // reads served by the secondary
+  std::uint64_t connects = 0;
+  std::uint64_t disconnects = 0;
+  std::uint64_t syncs_completed = 0;
+  std::uint64_t synced_bytes = 0;
+};
+
+struct SyncProgress {
+  bool running = false;
+  SyncSource source = SyncSource::undefined;
+  std::uint64_t synced_bytes = 0;  // in the current or last sync
+  std::uint64_t total_bytes = 0;   // dirty bytes when the current sync started
+};
+
+class Primary {
+ public:
+  // `frontend` may be null (no client). Every reference must outlive the Primary.
+  Primary(ResourceContext& context, LocalComponent& local, BlockFrontend* frontend);
+  ~Primary();
+  Primary(const Primary&) = delete;
+  Primary& operator=(const Primary&) = delete;
+
+  // Loads the activemap and starts the fibers. Errors: the map could not be read.
+  Result<void> start();
+  // Cancels every fiber (requests in flight fail), closes the connections, waits.
+  void stop();
+
+  bool connected() const;
+  const PrimaryStats& stats() const { return stats_; }
+  const SyncProgress& sync_progress() const { return sync_; }
+  const Counters& counters() const { return generation_.counters(); }
+  std::size_t requests_in_flight() const { return requests_.in_use(); }
+
+ private:
+  struct RemoteOp;
+  struct Link;
+
+  // ---- Client requests (primary_io.cc) ----
+  void frontend_loop();
+  void handle(BlockRequest request);
+  Result<void> handle_read(const BlockRequest& request);
+  Result<void> handle_write(const BlockRequest& request, config::ReplicationMode mode);
+  Result<void> handle_flush();
+  Result<void> write_range(std::uint64_t offset, std::span<const std::byte> data, bool zeroes,
+                           bool discard, Fua fua, config::ReplicationMode mode,
+                           const BlockRequest* client);
+  void finish_write(WriteAck& ack, std::uint64_t offset, std::uint64_t length);
+  std::uint64_t request_size_limit() const;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> take_unflushed();
+  void settle_flushed(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& covered,
+                      RemoteOp& op, bool sent, bool local_ok);
+  Result<void> raise_generation();
+  Result<void> mark_stale(std::uint64_t offset, std::uint64_t length);
+  bool extents_clean(std::uint64_t offset, std::uint64_t length) const;
+  bool reads_go_remote(std::uint64_t offset, std::uint64_t length) const;
+
+  // ---- The link (primary_link.cc) ----
+  void connection_loop();
+  Result<void> handshake(Link& link);
+  void run_link(Link& link);
+  void sender_loop(Link& link);
+  void receiver_loop(Link& link);
+  void link_down(Link& link, const Error& why);
+  // Queues `op` for the secondary; false when it cannot go (link down, or the async
+  // backlog is full): the remote leg is then unavailable.
+  bool submit(RemoteOp& op, bool may_wait);
+  void forget(RemoteOp& op);
+  LegState wait_remote(RemoteOp& op, bool until_final);
+  void remote_flusher_loop();
+
+  // ---- Synchronisation (primary_sync.cc) ----
+  void sync_loop();
+  Result<void> sync_pass(Link& link);
+  Result<void> copy_marked(Link& link);
+  Result<void> sync_chunk(std::uint64_t offset, std::uint64_t length);
+  Result<void> finish_extent(meta::ExtentIndex extent, std::uint64_t pass);
+  Result<void> sync_complete();
+
+  ResourceContext& context_;
+  LocalComponent& local_;
+  BlockFrontend* frontend_;
+  GenerationTracker generation_;
+  RangeLocks locks_;
+  fiber::Semaphore requests_;
+  fiber::TaskGroup group_;
+  fiber::Event link_changed_;
+  std::unique_ptr<Link> link_;
+  std::uint64_t link_number_ = 0;
+  std::uint8_t version_ = 1;  // the header version before the first negotiation (§6.1)
+  bool split_brain_reported_ = false;
+  SyncSource sync_source_ = SyncSource::undefined;
+  Counters secondary_counters_;
+  // Remote writes acknowledged but not yet covered by a remote FLUSH (defect 9).
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> unflushed_;
+  fiber::Event unflushed_ready_;
+  PrimaryStats stats_;
+  SyncProgress sync_;
+  bool started_ = false;
+};
+
+}  // namespace hast::replication

@@ -1,0 +1,59 @@
+// Internal types of the Primary, shared by primary.cc, primary_link.cc and primary_sync.cc.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+
+#include "core/fiber/channel.h"
+#include "core/replication/primary.h"
+
+namespace hast::replication {
+
+// A map change whose image write may wait: the bit it clears (or sets on top of a pending
+// write's bit) changes nothing that must be durable now.
+inline void ignore_needs_flush(meta::NeedsFlush needs) {
+  static_cast<void>(needs);
+}
+
+// One request to the secondary and what came back. Owned by the fiber that issued it,
+// which keeps it (and the buffers it points to) alive until the final reply or until the
+// link gives it up; forget() removes it from the link before it is destroyed.
+struct Primary::RemoteOp {
+  explicit RemoteOp(fiber::Scheduler& scheduler) : changed(scheduler) {}
+
+  proto::Request request;
+  std::span<const std::byte> data;  // WRITE: what to send
+  std::span<std::byte> read_into;   // READ: where the data goes
+  bool received = false;            // memsync's early reply came
+  LegState final = LegState::pending;
+  Error error{Errc::io};   // when final is failed or unavailable
+  std::uint64_t link = 0;  // the link it was queued on (0: none)
+  fiber::WaitQueue changed;
+};
+
+// One connected pair of connections and the fibers serving it.
+struct Primary::Link {
+  Link(fiber::Scheduler& scheduler, std::uint64_t number_value)
+      : number(number_value),
+        queue(scheduler, request_count_max),
+        fibers(scheduler),
+        work(scheduler) {}
+
+  std::uint64_t number;
+  std::unique_ptr<Connection> out;  // A: requests to the secondary
+  std::unique_ptr<Connection> in;   // B: replies from the secondary
+  proto::Extensions peer;
+  std::uint8_t version = 1;
+  config::ReplicationMode mode = config::ReplicationMode::memsync;
+  bool up = false;
+  std::uint64_t next_seq = 1;
+  std::map<std::uint64_t, RemoteOp*> pending;  // queued or sent, by seq
+  fiber::Channel<std::uint64_t> queue;         // seqs for the sender, in order
+  fiber::TaskGroup fibers;                     // sender and receiver
+  fiber::WaitQueue work;                       // wakes the receiver when pending grows
+  Instant last_send{};
+};
+
+}  // namespace hast::replication

@@ -1,0 +1,289 @@
+// The primary's link to the secondary: connect, handshake (§6.3), send and receive
+// (§6.4), keepalives and failure (§6.6).
+#include <fmt/format.h>
+
+#include "core/proto/frame.h"
+#include "core/proto/transform.h"
+#include "core/replication/primary_internal.h"
+#include "core/replication/wire.h"
+
+namespace hast::replication {
+
+void Primary::connection_loop() {
+  const auto& remote = context_.config.remote;
+  if (!remote) return;  // `remote none`: degraded for good
+  while (true) {
+    auto link = std::make_unique<Link>(context_.io.scheduler, ++link_number_);
+    auto shaken = handshake(*link);
+    if (shaken) {
+      link_ = std::move(link);
+      run_link(*link_);
+    } else if (shaken.error().code() == Errc::cancelled) {
+      return;
+    } else {
+      log_warning(context_.io.log, "[{}] Unable to connect to {}: {}", context_.config.name,
+                  remote->text, shaken.error().message());
+    }
+    if (!context_.io.scheduler.sleep_for(context_.timing.reconnect)) return;
+  }
+}
+
+// The primary's half of the handshake; on success the link is up.
+Result<void> Primary::handshake(Link& link) {
+  const config::ResourceConfig& config = context_.config;
+  std::optional<Address> source;
+  if (config.source) source = config.source->address;
+  Deadline deadline = context_.deadline(context_.timing.timeout);
+  auto out = context_.io.network.connect(config.remote->address, source, deadline);
+  if (!out) return fail(out.error());
+  link.out = std::move(*out);
+  proto::HelloRequest hello{config.name, proto::protocol_version_max};
+  HAST_TRY(proto::send_message(*link.out, version_, hello.to_nv(), {}, deadline));
+  auto answer = proto::recv_message(*link.out, proto::RecvLimits{}, deadline);
+  if (!answer) return fail(answer.error());
+  if (proto::is_refusal(answer->nv)) {
+    auto refusal = proto::Refusal::from_nv(answer->nv);
+    if (!refusal) return fail(refusal.error());
+    return fail(refusal->wait ? Errc::busy : Errc::refused, refusal->errmsg);
+  }
+  auto greeting = proto::HelloReply::from_nv(answer->nv);
+  if (!greeting) return fail(greeting.error());
+  version_ = link.version = greeting->version;
+  auto in = context_.io.network.connect(config.remote->address, source, deadline);
+  if (!in) return fail(in.error());
+  link.in = std::move(*in);
+
+  proto::IdentityRequest identity;
+  identity.resource = config.name;
+  identity.token = greeting->token;
+  if (local_.metadata().resuid == 0) {
+    // The pair's id is born here and kept even if the rest of the handshake fails.
+    meta::Metadata updated = local_.metadata();
+    while (updated.resuid == 0)
+      updated.resuid = context_.io.random.next_u64();
+    HAST_TRY(local_.write_metadata(updated));
+    identity.virgin = true;
+  }
+  identity.resuid = local_.metadata().resuid;
+  identity.local_count = generation_.counters().local;
+  identity.remote_count = generation_.counters().remote;
+  identity.extensions = our_extensions();
+  HAST_TRY(proto::send_message(*link.in, version_, identity.to_nv(), {}, deadline));
+
+  proto::RecvLimits limits;
+  limits.payload_max = static_cast<std::uint32_t>(local_.map().ondisk_size_bytes() + 64);
+  auto accepted = proto::recv_message(*link.out, limits, deadline);
+  if (!accepted) return fail(accepted.error());
+  if (proto::is_refusal(accepted->nv)) {
+    auto refusal = proto::Refusal::from_nv(accepted->nv);
+    if (!refusal) return fail(refusal.error());
+    if (refusal->errmsg == proto::errmsg_split_brain && !split_brain_reported_) {
+      split_brain_reported_ = true;  // once per episode (defect 11)
+      context_.report(HookEvent::split_brain);
+    }
+    return fail(refusal->errmsg == proto::errmsg_split_brain ? Errc::split_brain : Errc::refused,
+                refusal->errmsg);
+  }
+  auto reply = proto::AcceptReply::from_nv(accepted->nv);
+  if (!reply) return fail(reply.error());
+  if (static_cast<std::uint64_t>(reply->datasize) != local_.data_size()) {
+    return fail(Errc::invalid_argument,
+                fmt::format("Data size differs between nodes (local={}, remote={}).",
+                            local_.data_size(), reply->datasize));
+  }
+  if (static_cast<std::uint32_t>(reply->extentsize) != local_.metadata().extent_size_bytes) {
+    return fail(Errc::invalid_argument,
+                fmt::format("Extent size differs between nodes (local={}, remote={}).",
+                            local_.metadata().extent_size_bytes, reply->extentsize));
+  }
+  auto map = proto::decode_payload(accepted->nv, std::move(accepted->payload), limits.payload_max);
+  if (!map) return fail(map.error());
+  if (reply->virgin && generation_.on_virgin_secondary()) {
+    meta::Metadata updated = local_.metadata();
+    updated.local_count = generation_.counters().local;
+    HAST_TRY(local_.write_metadata(updated));
+  }
+  if (!map->empty()) {
+    auto merged = local_.map().merge(*map);
+    if (!merged) return fail(merged.error());
+  }
+  HAST_TRY(local_.persist_map(local_.map().generation()));
+  secondary_counters_ = Counters{reply->local_count, reply->remote_count};
+  sync_source_ = reply->sync_source == proto::SyncSource::secondary ? SyncSource::secondary
+                                                                    : SyncSource::primary;
+  link.peer = reply->extensions;
+  link.mode = config.replication;
+  if (link.version < 2 && link.mode == config::ReplicationMode::memsync) {
+    log_warning(context_.io.log,
+                "[{}] The remote node uses protocol version 1: memsync is "
+                "replaced by fullsync.",
+                config.name);
+    link.mode = config::ReplicationMode::fullsync;
+  }
+  link.up = true;
+  link.last_send = context_.io.clock.now();
+  split_brain_reported_ = false;
+  stats_.connects++;
+  log_info(context_.io.log, "[{}] Connected to {}.", config.name, config.remote->text);
+  context_.report(HookEvent::connect);
+  return ok();
+}
+
+void Primary::run_link(Link& link) {
+  HAST_ASSERT(link.up);
+  auto sender = link.fibers.spawn("primary-send", [this, &link] { sender_loop(link); });
+  auto receiver = link.fibers.spawn("primary-recv", [this, &link] { receiver_loop(link); });
+  HAST_ASSERT(sender.has_value() && receiver.has_value());
+  link_changed_.set();
+  auto joined = link.fibers.join();
+  if (!joined) {
+    // This fiber was cancelled (the role changes): take the link down; stop() joins.
+    link_down(link, joined.error());
+    return;
+  }
+  HAST_ASSERT(!link.up);
+}
+
+void Primary::sender_loop(Link& link) {
+  while (link.up) {
+    auto seq = link.queue.pop(link.last_send + context_.timing.keepalive);
+    proto::Nv nv;
+    std::vector<std::byte> payload;
+    if (!seq) {
+      if (seq.error().code() != Errc::timed_out) return link_down(link, seq.error());
+      nv = proto::Request{}.to_nv();  // KEEPALIVE: nothing was sent for a while
+    } else {
+      auto found = link.pending.find(*seq);
+      if (found == link.pending.end()) continue;  // its request was cancelled
+      RemoteOp& op = *found->second;
+      nv = op.request.to_nv();
+      if (op.request.cmd == proto::RequestCommand::write) {
+        payload = proto::encode_payload(nv, op.data, to_proto(context_.config.compression),
+                                        to_proto(context_.config.checksum));
+      }
+    }
+    auto sent = proto::send_message(*link.out, link.version, nv, payload,
+                                    context_.deadline(context_.timing.timeout));
+    if (!sent) return link_down(link, sent.error());
+    link.last_send = context_.io.clock.now();
+  }
+}
+
+void Primary::receiver_loop(Link& link) {
+  while (link.up) {
+    if (link.pending.empty()) {
+      // Nothing outstanding: the secondary has nothing to say (it never sends keepalives).
+      if (link.work.wait(std::nullopt) != fiber::WakeReason::woken) return;
+      continue;
+    }
+    proto::RecvLimits limits;
+    auto message =
+        proto::recv_message(*link.in, limits, context_.deadline(context_.timing.timeout));
+    if (!message) return link_down(link, message.error());
+    auto reply = proto::Reply::from_nv(message->nv);
+    if (!reply) return link_down(link, reply.error());
+    auto found = link.pending.find(reply->seq);
+    if (found == link.pending.end()) continue;  // a cancelled request's reply
+    RemoteOp& op = *found->second;
+    if (reply->received) {
+      op.received = true;
+      op.changed.wake_all();
+      continue;
+    }
+    link.pending.erase(found);
+    if (reply->error != 0) {
+      op.final = LegState::failed;
+      op.error =
+          Error(proto::errc_from_wire_errno(reply->error),
+                fmt::format("remote {} failed", proto::request_command_name(op.request.cmd)));
+    } else if (op.request.cmd == proto::RequestCommand::read) {
+      auto data =
+          proto::decode_payload(message->nv, std::move(message->payload), op.read_into.size());
+      if (!data || data->size() != op.read_into.size()) {
+        op.final = LegState::failed;
+        op.error = data ? Error(Errc::corruption, "short remote read") : data.error();
+      } else {
+        std::copy(data->begin(), data->end(), op.read_into.begin());
+        op.final = LegState::ok;
+      }
+    } else {
+      op.final = LegState::ok;
+    }
+    op.changed.wake_all();
+  }
+}
+
+void Primary::link_down(Link& link, const Error& why) {
+  if (!link.up) return;
+  link.up = false;
+  link.out->close();
+  link.in->close();
+  link.queue.close();
+  // Every request still waiting for the secondary learns it will not hear back: its
+  // remote leg is unavailable and its extents go to sync.
+  for (auto& [seq, op] : link.pending) {
+    op->final = LegState::unavailable;
+    op->error = Error(Errc::disconnected, "disconnected");
+    op->changed.wake_all();
+  }
+  link.pending.clear();
+  // Writes the secondary acknowledged but no FLUSH covered yet may sit in a cache that
+  // is gone by the time we reconnect: resync them (defect 9).
+  for (auto [offset, length] : unflushed_) {
+    ignore_needs_flush(local_.map().write_complete(offset, length, meta::RemoteAck::no));
+  }
+  unflushed_.clear();
+  link.fibers.cancel();
+  link.work.wake_all();
+  generation_.on_disconnect();
+  stats_.disconnects++;
+  link_changed_.set();
+  if (why.code() != Errc::cancelled) {
+    log_warning(context_.io.log, "[{}] Disconnected from {}: {}", context_.config.name,
+                context_.config.remote_text(), why.message());
+  }
+  context_.report(HookEvent::disconnect);
+}
+
+bool Primary::submit(RemoteOp& op, bool may_wait) {
+  if (link_ == nullptr || !link_->up) return false;
+  Link& link = *link_;
+  std::uint64_t seq = link.next_seq++;
+  op.request.seq = seq;
+  op.link = link.number;
+  op.received = false;
+  op.final = LegState::pending;
+  link.pending.emplace(seq, &op);
+  bool queued = false;
+  if (may_wait) {
+    queued = link.queue.push(seq).has_value();
+  } else {
+    queued = link.queue.try_push(seq);  // async: never wait for a slow peer (defect 10)
+  }
+  if (!queued || !link.up) {
+    link.pending.erase(seq);
+    op.link = 0;
+    return false;
+  }
+  link.work.wake_all();
+  return true;
+}
+
+void Primary::forget(RemoteOp& op) {
+  if (op.link == 0 || link_ == nullptr || link_->number != op.link) return;
+  link_->pending.erase(op.request.seq);
+  op.link = 0;
+}
+
+LegState Primary::wait_remote(RemoteOp& op, bool until_final) {
+  while (op.final == LegState::pending && (until_final || !op.received)) {
+    if (op.changed.wait(std::nullopt) != fiber::WakeReason::woken) {
+      forget(op);
+      op.final = LegState::unavailable;
+      op.error = Error(Errc::cancelled, "request cancelled");
+    }
+  }
+  return op.final;
+}
+
+}  // namespace hast::replication

@@ -1,0 +1,177 @@
+// The simulated two-node cluster (see cluster.h).
+#include "sim/cluster.h"
+
+#include <fmt/format.h>
+
+#include "core/replication/local_component.h"
+
+namespace hast::sim {
+namespace {
+
+constexpr std::string_view kNames[] = {"hasta", "hastb"};
+constexpr std::string_view kHosts[] = {"10.0.0.1", "10.0.0.2"};
+
+std::string config_text(config::ReplicationMode mode, int timeout_seconds) {
+  return fmt::format(
+      "listen tcp://0.0.0.0\n"
+      "replication {}\n"
+      "timeout {}\n"
+      "resource shared {{\n"
+      "  local /dev/sim\n"
+      "  on hasta {{\n    remote tcp://10.0.0.2\n  }}\n"
+      "  on hastb {{\n    remote tcp://10.0.0.1\n  }}\n"
+      "}}\n",
+      config::replication_name(mode), timeout_seconds);
+}
+
+}  // namespace
+
+// Serves the primary's frontend to the cluster's workload.
+class SimCluster::Frontends final : public replication::FrontendFactory {
+ public:
+  Frontends(SimCluster& cluster, NodeIo& io, NodeId node)
+      : cluster_(cluster), io_(io), node_(node) {}
+  std::unique_ptr<BlockFrontend> open(const config::ResourceConfig&,
+                                      std::uint64_t data_size) override {
+    return std::make_unique<SimBlockFrontend>(io_.scheduler, *cluster_.workload_, node_, data_size);
+  }
+  void close(BlockFrontend& frontend) override { static_cast<SimBlockFrontend&>(frontend).close(); }
+
+ private:
+  SimCluster& cluster_;
+  NodeIo& io_;
+  NodeId node_;
+};
+
+class SimCluster::Recorder final : public replication::EventSink {
+ public:
+  Recorder(SimCluster& cluster, NodeId node) : cluster_(cluster), node_(node) {}
+  void on_event(const replication::EventRecord& record) override {
+    cluster_.world_.trace_text("hook", replication::hook_event_name(record.event));
+    cluster_.events_.push_back(RecordedEvent{cluster_.world_.now(), node_, record});
+  }
+
+ private:
+  SimCluster& cluster_;
+  NodeId node_;
+};
+
+SimCluster::SimCluster(const ClusterOptions& options)
+    : options_(options),
+      world_(options.seed, WorldOptions{fmt::format("hast-sim run --seed {}", options.seed), false,
+                                        options.echo_logs}) {
+  workload_ = std::make_unique<Workload>(world_, truth_, options_.workload);
+  auto parsed = config::parse(config_text(options_.mode, options_.timeout_seconds));
+  HAST_ASSERT_MSG(parsed.has_value(), "cluster config: {}", parsed.error().message());
+  config_ = std::move(*parsed);
+  for (NodeId id = 0; id < 2; id++) {
+    SimDiskOptions disk_options = options_.disk;
+    disk_options.size_bytes = options_.disk_bytes;
+    disks_.push_back(&world_.add_disk(fmt::format("{}-disk", kNames[id]), disk_options));
+    auto& node = world_.add_node(SimNodeOptions{.name = std::string(kNames[id]),
+                                                .hosts = {std::string(kHosts[id])},
+                                                .stack_size = 1 << 20});
+    node.attach_disk(*disks_.back());
+    node.set_program([this, id](NodeIo& io) { program(id, io); });
+  }
+  create_pending_.assign(2, false);
+  inboxes_.assign(2, nullptr);
+  running_.assign(2, nullptr);
+}
+
+SimCluster::~SimCluster() {
+  workload_->stop();
+  for (NodeId id = 0; id < 2; id++) {
+    if (world_.node(id).running()) world_.node(id).kill();
+  }
+}
+
+void SimCluster::start(NodeId id, bool create) {
+  create_pending_[id] = create;
+  world_.node(id).start();
+}
+
+void SimCluster::program(NodeId id, NodeIo& io) {
+  struct Forget {
+    SimCluster& cluster;
+    NodeId id;
+    ~Forget() {
+      cluster.inboxes_[id] = nullptr;
+      cluster.running_[id] = nullptr;
+    }
+  } forget{*this, id};
+  if (create_pending_[id]) {
+    replication::CreateOptions create{options_.extent_size, options_.keep_dirty, 0};
+    auto created = replication::create_local(io.disk, resource, create);
+    HAST_ASSERT_MSG(created.has_value(), "create: {}", created.error().message());
+    data_size_ = created->data_size_bytes;
+    local_offset_ = created->local_offset_bytes;
+    create_pending_[id] = false;
+  }
+  config::NodeIdentity identity;
+  identity.hostname = std::string(kNames[id]);
+  auto resolved = config::resolve(config_, identity);
+  HAST_ASSERT_MSG(resolved.has_value(), "resolve: {}", resolved.error().message());
+  Frontends frontends(*this, io, id);
+  Recorder recorder(*this, id);
+  replication::HastNode hast(io, std::move(*resolved), recorder, frontends, options_.timing,
+                             options_.mutation);
+  auto started = hast.start();
+  HAST_ASSERT_MSG(started.has_value(), "hastd start: {}", started.error().message());
+  fiber::Channel<Command> inbox(io.scheduler, 16);
+  inboxes_[id] = &inbox;
+  running_[id] = &hast;
+  while (true) {
+    auto command = inbox.pop();
+    if (!command) break;
+    if (command->create) {
+      ignore_error(hast.set_role(resource, meta::Role::init), "logged by the node");
+      replication::CreateOptions create{options_.extent_size, options_.keep_dirty, 0};
+      auto created = replication::create_local(io.disk, resource, create);
+      if (!created) log_error(io.log, "[shared] create failed: {}", created.error().message());
+    }
+    ignore_error(hast.set_role(resource, command->role), "logged by the node");
+  }
+  hast.stop();
+}
+
+bool SimCluster::set_role(NodeId id, meta::Role role) {
+  if (inboxes_[id] == nullptr) return false;
+  world_.trace("operator.role", id, meta::role_code(role));
+  return inboxes_[id]->try_push(Command{role});
+}
+
+bool SimCluster::recreate(NodeId id, meta::Role role) {
+  if (inboxes_[id] == nullptr) return false;
+  world_.trace("operator.recreate", id, meta::role_code(role));
+  return inboxes_[id]->try_push(Command{role, true});
+}
+
+std::optional<replication::ResourceStatus> SimCluster::status(NodeId id) {
+  if (running_[id] == nullptr) return std::nullopt;
+  auto status = running_[id]->status(resource);
+  if (!status) return std::nullopt;
+  return *status;
+}
+
+bool SimCluster::data_identical() {
+  HAST_ASSERT(data_size_ > 0);
+  std::vector<std::byte> left(1 << 16), right(1 << 16);
+  for (std::uint64_t at = 0; at < data_size_; at += left.size()) {
+    std::uint64_t n = std::min<std::uint64_t>(left.size(), data_size_ - at);
+    disks_[0]->peek_current(local_offset_ + at, std::span(left).first(n));
+    disks_[1]->peek_current(local_offset_ + at, std::span(right).first(n));
+    if (!std::equal(left.begin(), left.begin() + n, right.begin())) return false;
+  }
+  return true;
+}
+
+std::uint64_t SimCluster::count_events(NodeId id, replication::HookEvent event) const {
+  std::uint64_t count = 0;
+  for (const RecordedEvent& recorded : events_) {
+    if (recorded.node == id && recorded.record.event == event) count++;
+  }
+  return count;
+}
+
+}  // namespace hast::sim

@@ -1,0 +1,107 @@
+// SimCluster: two simulated hastd nodes running the real core (HastNode) on SimDisks over
+// SimNetwork, a client workload on whichever node is primary, an operator, and the ground
+// truth. The building block of replication tests, scenarios and hast-sim.
+//
+// Model: both nodes run the same hast.conf (the walk-through's shape: one resource
+// `shared`, `on hasta { remote tcp://10.0.0.2 }`, `on hastb { remote tcp://10.0.0.1 }`).
+// A node's program creates the resource's metadata when asked (`hastctl create`), starts
+// a HastNode and then executes the operator's commands from an inbox; a restarted node
+// comes back in role init, as hastd does, until the operator sets its role again. Hook
+// events are recorded with their time and node.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/config/config.h"
+#include "core/fiber/channel.h"
+#include "core/replication/node.h"
+#include "sim/ground_truth.h"
+#include "sim/node.h"
+#include "sim/sim_disk.h"
+#include "sim/workload.h"
+#include "sim/world.h"
+
+namespace hast::sim {
+
+struct ClusterOptions {
+  std::uint64_t seed = 1;
+  config::ReplicationMode mode = config::ReplicationMode::memsync;
+  std::uint64_t disk_bytes = 16 << 20;
+  std::uint32_t extent_size = 256 * 1024;
+  std::uint32_t keep_dirty = 8;
+  // hast.conf `timeout` (seconds): how long a silent peer stalls I/O before the link drops.
+  int timeout_seconds = 20;
+  replication::Timing timing;  // keepalive and reconnect (timeout comes from the config)
+  WorkloadOptions workload;
+  SimDiskOptions disk;  // size_bytes is set from disk_bytes
+  bool echo_logs = false;
+  replication::Mutation mutation = replication::Mutation::none;
+};
+
+struct RecordedEvent {
+  Instant when;
+  NodeId node;
+  replication::EventRecord record;
+};
+
+class SimCluster {
+ public:
+  static constexpr std::string_view resource = "shared";
+
+  explicit SimCluster(const ClusterOptions& options);
+  ~SimCluster();
+  SimCluster(const SimCluster&) = delete;
+  SimCluster& operator=(const SimCluster&) = delete;
+
+  World& world() { return world_; }
+  GroundTruth& truth() { return truth_; }
+  Workload& workload() { return *workload_; }
+  SimNode& node(NodeId id) { return world_.node(id); }
+  SimDisk& disk(NodeId id) { return *disks_[id]; }
+  const std::vector<RecordedEvent>& events() const { return events_; }
+
+  // ---- Operator (world context: callable from world events) ----
+  // Starts a node; with `create`, it first runs `hastctl create` on its disk.
+  void start(NodeId id, bool create = false);
+  // Queues a role change on a running node; false when the node is down.
+  bool set_role(NodeId id, meta::Role role);
+  // `hastctl role init; hastctl create; hastctl role <role>` on a running node: its data
+  // is discarded and the next handshake makes it a sync target (split-brain recovery).
+  bool recreate(NodeId id, meta::Role role);
+  // The node's resource status, or nullopt when the node is down.
+  std::optional<replication::ResourceStatus> status(NodeId id);
+
+  // ---- Checks ----
+  // The data areas of both disks hold the same bytes (pristine view, cache included).
+  bool data_identical();
+  std::uint64_t data_size() const { return data_size_; }
+  std::uint64_t count_events(NodeId id, replication::HookEvent event) const;
+
+ private:
+  struct Command {
+    meta::Role role;
+    bool create = false;  // `hastctl create` first (the node must be in role init)
+  };
+  class Frontends;
+  class Recorder;
+  void program(NodeId id, NodeIo& io);
+
+  ClusterOptions options_;
+  World world_;
+  GroundTruth truth_;
+  std::unique_ptr<Workload> workload_;
+  config::Config config_;
+  std::vector<SimDisk*> disks_;
+  std::vector<bool> create_pending_;
+  std::vector<fiber::Channel<Command>*> inboxes_;
+  std::vector<replication::HastNode*> running_;
+  std::vector<RecordedEvent> events_;
+  std::uint64_t data_size_ = 0;
+  std::uint64_t local_offset_ = 0;
+};
+
+}  // namespace hast::sim
