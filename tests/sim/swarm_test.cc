@@ -1,0 +1,119 @@
+// The swarm: many seeds per mode with zero violations and a minimum of faults actually
+// exercised (a clean swarm must not be a swarm without faults); each mutation caught by the
+// oracle it names; a seed's trace hash reproduced.
+#include <map>
+#include <string>
+
+#include <catch2/catch.hpp>
+
+#include "sim/swarm.h"
+
+using hast::config::ReplicationMode;
+using hast::replication::Mutation;
+
+namespace {
+
+struct Totals {
+  std::uint64_t runs = 0;
+  std::uint64_t violations = 0;
+  std::map<std::string, std::uint64_t> coverage;
+  std::string first_failure;
+};
+
+Totals sweep(ReplicationMode mode, std::uint64_t first, std::uint64_t last) {
+  Totals totals;
+  for (std::uint64_t seed = first; seed <= last; seed++) {
+    hast::sim::RunOptions options;
+    options.seed = seed;
+    options.mode = mode;
+    auto report = hast::sim::run_seed(options);
+    totals.runs++;
+    for (const auto& [name, value] : report.coverage)
+      totals.coverage[name] += value;
+    if (report.ok()) continue;
+    totals.violations++;
+    if (totals.first_failure.empty()) {
+      totals.first_failure = report.violations.front().oracle + ": " +
+                             report.violations.front().detail +
+                             "\nreplay: " + report.replay_command(Mutation::none);
+    }
+  }
+  return totals;
+}
+
+void check_sweep(ReplicationMode mode) {
+  Totals totals = sweep(mode, 1, 100);
+  INFO(totals.first_failure);
+  CHECK(totals.violations == 0);
+  auto& c = totals.coverage;
+  CHECK(c["secondary kills"] >= 20);
+  CHECK(c["secondary power losses"] >= 20);
+  CHECK(c["primary restarts"] >= 20);
+  CHECK(c["primary power losses"] >= 20);
+  CHECK(c["partitions"] >= 20);
+  CHECK(c["split-brains detected"] >= 5);
+  CHECK(c["syncs completed"] >= 100);
+  CHECK(c["reads checked"] >= 10000);
+  if (mode != ReplicationMode::async) CHECK(c["failovers"] >= 10);
+}
+
+}  // namespace
+
+TEST_CASE("Swarm: 100 seeds of fullsync hold every oracle", "[sim][swarm]") {
+  check_sweep(ReplicationMode::fullsync);
+}
+
+TEST_CASE("Swarm: 100 seeds of memsync hold every oracle", "[sim][swarm]") {
+  check_sweep(ReplicationMode::memsync);
+}
+
+TEST_CASE("Swarm: 100 seeds of async hold every oracle", "[sim][swarm]") {
+  check_sweep(ReplicationMode::async);
+}
+
+TEST_CASE("Swarm: each mutation is caught by the oracle it names", "[sim][swarm]") {
+  // Not yet caught by this swarm (see the README's status): read_fallback_when_stale needs
+  // local read errors (disk fault overlays are not in the swarm yet) and
+  // skip_metadata_flush needs a power loss right after a counter change.
+  for (const auto& info : hast::replication::mutations()) {
+    if (info.mutation == Mutation::read_fallback_when_stale ||
+        info.mutation == Mutation::skip_metadata_flush) {
+      continue;
+    }
+    INFO(std::string(info.name));
+    bool caught = false;
+    std::string other;
+    for (std::uint64_t seed = 1; seed <= 40 && !caught; seed++) {
+      for (auto mode :
+           {ReplicationMode::fullsync, ReplicationMode::memsync, ReplicationMode::async}) {
+        hast::sim::RunOptions options;
+        options.seed = seed;
+        options.mode = mode;
+        options.mutation = info.mutation;
+        auto report = hast::sim::run_seed(options);
+        for (const auto& violation : report.violations) {
+          if (violation.oracle == info.oracle) caught = true;
+          if (violation.oracle != info.oracle) other = violation.oracle;
+        }
+        if (caught) break;
+      }
+    }
+    INFO("other oracles seen: " << other);
+    CHECK(caught);
+  }
+}
+
+TEST_CASE("Swarm: a seed replays with the same trace hash", "[sim][swarm]") {
+  for (std::uint64_t seed : {3, 17, 42}) {
+    hast::sim::RunOptions options;
+    options.seed = seed;
+    options.check_determinism = true;
+    auto report = hast::sim::run_seed(options);
+    INFO("seed " << seed);
+    for (const auto& violation : report.violations)
+      CHECK(violation.oracle != "O11");
+    hast::sim::RunOptions other = options;
+    other.seed = seed + 1;
+    CHECK(hast::sim::run_seed(other).hash != report.hash);
+  }
+}
