@@ -8,7 +8,7 @@
 //   byte 4     sectors in the last extent = 1 + b % (extent / sector)
 //   byte 5     keep_dirty = 1 + b % 16
 //   then       the image: ondisk_size_bytes() bytes (zero-padded when the input is short)
-//   then       operations, 3 bytes each: kind, a, b
+//   then       operations, 3 bytes each: kind, a, b (at most operations_max of them)
 //
 // Oracles, beyond "never crashes or asserts": an image of the wrong size is refused with
 // Errc::invalid_argument; a loaded image marks exactly its bits below the extent count for
@@ -27,6 +27,9 @@
 namespace {
 
 namespace meta = hast::meta;
+
+// Each operation is followed by a full invariant scan: keep inputs fast.
+constexpr int operations_max = 128;
 
 struct Input {
   std::span<const std::uint8_t> bytes;
@@ -62,7 +65,7 @@ void run_operations(meta::Activemap& map, Input& input) {
   };
   std::vector<Write> pending;
   std::uint64_t max_bytes = 1 + input.next() * 512;
-  while (input.at + 3 <= input.bytes.size()) {
+  for (int n = 0; n < operations_max && input.at + 3 <= input.bytes.size(); n++) {
     std::uint8_t kind = input.next();
     std::uint64_t a = input.next() * map.data_size_bytes() / 256;
     std::uint64_t b = 1 + input.next() * std::uint64_t{map.extent_size_bytes()} / 64;

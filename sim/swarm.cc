@@ -236,6 +236,8 @@ bool Runner::converged() {
 void Runner::liveness() {
   say("liveness phase: faults stop, the network heals, roles are set");
   cluster_.workload().stop();
+  cluster_.disk(0).faults_off();
+  cluster_.disk(1).faults_off();
   world().network().heal_all();
   for (NodeId id : {primary_, secondary_}) {
     if (!cluster_.node(id).running()) cluster_.start(id);
@@ -304,6 +306,11 @@ RunReport Runner::run() {
   coverage_["reads checked"] = cluster_.truth().reads_checked();
   coverage_["writes"] = cluster_.truth().write_count();
   for (NodeId id : {0u, 1u}) {
+    SimDisk& disk = cluster_.disk(id);
+    coverage_["disk read errors"] += disk.fault_count(SimDiskFaultKind::read_error) +
+                                     disk.fault_count(SimDiskFaultKind::latent_read);
+    coverage_["disk write errors"] += disk.fault_count(SimDiskFaultKind::write_error);
+    coverage_["disk flush errors"] += disk.fault_count(SimDiskFaultKind::flush_error);
     coverage_["syncs completed"] += cluster_.count_events(id, HookEvent::syncdone);
     coverage_["disconnects"] += cluster_.count_events(id, HookEvent::disconnect);
   }
@@ -322,6 +329,15 @@ ClusterOptions plan_cluster(const RunOptions& options, config::ReplicationMode m
   cluster.timing.keepalive = between(random, 200ms, 1s);
   cluster.timing.reconnect = between(random, 100ms, 1s);
   cluster.workload = WorkloadOptions::swarm(random);
+  // Disk faults the protocol must survive: transient read, write and flush errors and
+  // latent sector errors (silent corruption is out: without checksums at rest nothing can
+  // tell it from data, reference/fault-model.md §6.6 row 13).
+  if (chance(random, 0.5)) {
+    cluster.disk.faults.read_error_probability = chance(random, 0.5) ? 0.01 : 0;
+    cluster.disk.faults.write_error_probability = chance(random, 0.5) ? 0.005 : 0;
+    cluster.disk.faults.flush_error_probability = chance(random, 0.5) ? 0.01 : 0;
+    cluster.disk.faults.latent_error_probability = chance(random, 0.5) ? 0.002 : 0;
+  }
   cluster.workload.request_bytes_max =
       std::min<std::uint64_t>(cluster.workload.request_bytes_max, 128 * 1024);
   return cluster;

@@ -252,8 +252,10 @@ Nv Request::to_nv() const {
   if (cmd == RequestCommand::keepalive) {
     HAST_ASSERT(seq == 0 && offset == 0 && length == 0);
     HAST_ASSERT(!memsync);
+    if (sync_done) nv.add_uint8("ext_syncdone", 1);
     return nv;
   }
+  HAST_ASSERT(!sync_done);
   HAST_ASSERT_MSG(seq != 0, "{} request with seq 0", request_command_name(cmd));
   HAST_ASSERT(!memsync || cmd == RequestCommand::write);
   nv.add_uint64("seq", seq);
@@ -273,7 +275,10 @@ Result<Request> Request::from_nv(const Nv& nv) {
   }
   HAST_TRY(in.status());
   request.cmd = static_cast<RequestCommand>(cmd);
-  if (request.cmd == RequestCommand::keepalive) return request;
+  if (request.cmd == RequestCommand::keepalive) {
+    request.sync_done = in.exists("ext_syncdone");
+    return request;
+  }
 
   request.seq = in.optional<std::uint64_t>("seq").value_or(0);
   if (request.cmd == RequestCommand::flush) {

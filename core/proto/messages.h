@@ -178,6 +178,10 @@ struct Request {
   std::uint64_t offset = 0;
   std::uint64_t length = 0;
   bool memsync = false;  // WRITE only: the secondary sends an early `received` reply
+  // KEEPALIVE only, extension `ext_syncdone` (uint8 1), sent only to a peer that announced
+  // our extensions: the synchronisation that made the secondary a sync target is complete
+  // and durable, so it is consistent again (DESIGN.md §1.2 item 8).
+  bool sync_done = false;
 
   // Asserts what FreeBSD's primary guarantees: KEEPALIVE has every other field 0 and no
   // memsync; every other command has a non-zero seq; memsync only on WRITE.

@@ -14,7 +14,8 @@ constexpr std::array kMutations = {
     MutationInfo{Mutation::no_dirty_on_remote_failure, "no_dirty_on_remote_failure", "O4"},
     MutationInfo{Mutation::ignore_split_brain, "ignore_split_brain", "O6"},
     MutationInfo{Mutation::sync_wrong_direction, "sync_wrong_direction", "O1"},
-    MutationInfo{Mutation::read_fallback_when_stale, "read_fallback_when_stale", "O9"},
+    // O9 (read fallback safety) is checked as O1 on the reads the secondary served.
+    MutationInfo{Mutation::read_fallback_when_stale, "read_fallback_when_stale", "O1"},
     MutationInfo{Mutation::drop_remote_flush, "drop_remote_flush", "O4"},
 };
 

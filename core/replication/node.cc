@@ -22,7 +22,7 @@ class Resource {
   meta::Role role() const { return role_; }
   const config::ResourceConfig& config() const { return context_.config; }
 
-  Result<meta::Role> set_role(meta::Role role);
+  Result<meta::Role> set_role(meta::Role role, bool force);
   void on_hello(std::shared_ptr<Connection> connection, std::uint8_t version);
   Result<void> on_identity(std::shared_ptr<Connection> connection, const proto::Nv& nv,
                            const proto::Token& token);
@@ -47,9 +47,21 @@ class Resource {
   fiber::TaskGroup sessions_;
 };
 
-Result<meta::Role> Resource::set_role(meta::Role role) {
+Result<meta::Role> Resource::set_role(meta::Role role, bool force) {
   meta::Role old = role_;
   if (role == old) return old;
+  if (role == meta::Role::primary && !force) {
+    auto metadata =
+        read_metadata(context_.io.disk, context_.config.local_path, context_.config.name);
+    if (metadata && metadata->inconsistent) {
+      // Defect 8: a half-synced node holds a mix of old and new extents.
+      log_error(context_.io.log,
+                "[{}] Refusing role primary: the local component is inconsistent (a "
+                "synchronisation to it did not complete); use --force.",
+                context_.config.name);
+      return fail(Errc::busy, "inconsistent: a synchronisation to this node did not complete");
+    }
+  }
   log_info(context_.io.log, "[{}] Role changed to {}.", context_.config.name,
            meta::role_name(role));
   stop_role();
@@ -198,7 +210,7 @@ void HastNode::stop() {
     listener->close();
   fibers_.cancel_and_join();
   for (auto& [name, resource] : resources_)
-    ignore_error(resource->set_role(meta::Role::init), "stopping");
+    ignore_error(resource->set_role(meta::Role::init, false), "stopping");
   listeners_.clear();
 }
 
@@ -277,10 +289,10 @@ void HastNode::admit(std::shared_ptr<Connection> connection) {
   }
 }
 
-Result<meta::Role> HastNode::set_role(std::string_view name, meta::Role role) {
+Result<meta::Role> HastNode::set_role(std::string_view name, meta::Role role, bool force) {
   Resource* resource = find(name);
   if (resource == nullptr) return fail(Errc::not_found, fmt::format("resource {}", name));
-  return resource->set_role(role);
+  return resource->set_role(role, force);
 }
 
 Result<ResourceStatus> HastNode::status(std::string_view name) const {

@@ -82,8 +82,10 @@ class HastNode {
   void stop();
 
   // Changes the role of `resource`; returns the previous role. Errc::not_found for an
-  // unknown resource; other errors when the new role could not start (it is then init).
-  Result<meta::Role> set_role(std::string_view resource, meta::Role role);
+  // unknown resource; Errc::busy for `primary` on an inconsistent component (a sync to it
+  // did not complete) unless `force`; other errors when the new role could not start (it
+  // is then init).
+  Result<meta::Role> set_role(std::string_view resource, meta::Role role, bool force = false);
   Result<ResourceStatus> status(std::string_view resource) const;
   std::vector<std::string> resource_names() const;
   const config::NodeConfig& config() const { return config_; }

@@ -109,6 +109,14 @@ void Primary::handle(BlockRequest request) {
   }
 }
 
+bool Primary::stale_range(std::uint64_t offset, std::uint64_t length) const {
+  auto [first, last] = extent_span(local_.map(), offset, length);
+  for (std::uint64_t e = first; e <= last; e++) {
+    if (meta::is_stale(local_.metadata(), meta::ExtentIndex{e})) return true;
+  }
+  return false;
+}
+
 bool Primary::extents_clean(std::uint64_t offset, std::uint64_t length) const {
   const meta::Activemap& map = local_.map();
   auto [first, last] = extent_span(map, offset, length);
@@ -158,9 +166,22 @@ Result<void> Primary::handle_read(const BlockRequest& request) {
 }
 
 Result<void> Primary::raise_generation() {
-  if (!generation_.on_unreplicated_write()) return ok();
-  meta::Metadata updated = local_.metadata();
-  updated.local_count = generation_.counters().local;
+  ignore_needs_persist(generation_.on_unreplicated_write());
+  return persist_counters();
+}
+
+// Writes the counters when memory and disk differ. Checking the difference, not the
+// tracker's "changed" answer, means a failed metadata write is retried by the next caller
+// instead of leaving the disk behind for good.
+Result<void> Primary::persist_counters() {
+  const Counters& counters = generation_.counters();
+  const meta::Metadata& stored = local_.metadata();
+  if (stored.local_count == counters.local && stored.remote_count == counters.remote) {
+    return ok();
+  }
+  meta::Metadata updated = stored;
+  updated.local_count = counters.local;
+  updated.remote_count = counters.remote;
   updated.prev_role = meta::Role::primary;
   return local_.write_metadata(updated);
 }
@@ -269,7 +290,10 @@ Result<void> Primary::write_range(std::uint64_t offset, std::span<const std::byt
   Result<void> local = discard  ? local_.discard(offset, length)
                        : zeroes ? local_.write_zeroes(offset, length, fua)
                                 : local_.write(offset, data, fua);
-  ack.local_done(local.has_value());
+  // On an extent stale on this node the secondary's copy is the authoritative one: the
+  // local leg cannot make the write good by itself (the rest of the extent is still old
+  // here, and resync copies the extent from the secondary), so only the remote leg decides.
+  ack.local_done(local.has_value() && !stale_range(offset, length));
   if (!local) {
     discard ? stats_.delete_errors++ : stats_.write_errors++;
     log_error(context_.io.log, "[{}] Local request failed ({}): {}({}, {}).", context_.config.name,

@@ -102,8 +102,10 @@ class Primary {
   void settle_flushed(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& covered,
                       RemoteOp& op, bool sent, bool local_ok);
   Result<void> raise_generation();
+  Result<void> persist_counters();
   Result<void> mark_stale(std::uint64_t offset, std::uint64_t length);
   bool extents_clean(std::uint64_t offset, std::uint64_t length) const;
+  bool stale_range(std::uint64_t offset, std::uint64_t length) const;
   bool reads_go_remote(std::uint64_t offset, std::uint64_t length) const;
 
   // ---- The link (primary_link.cc) ----

@@ -17,6 +17,11 @@ inline void ignore_needs_flush(meta::NeedsFlush needs) {
   static_cast<void>(needs);
 }
 
+// The counters' "changed" answer, when the caller persists by comparing instead.
+inline void ignore_needs_persist(bool changed) {
+  static_cast<void>(changed);
+}
+
 // One request to the secondary and what came back. Owned by the fiber that issued it,
 // which keeps it (and the buffers it points to) alive until the final reply or until the
 // link gives it up; forget() removes it from the link before it is destroyed.

@@ -98,11 +98,8 @@ Result<void> Primary::handshake(Link& link) {
   }
   auto map = proto::decode_payload(accepted->nv, std::move(accepted->payload), limits.payload_max);
   if (!map) return fail(map.error());
-  if (reply->virgin && generation_.on_virgin_secondary()) {
-    meta::Metadata updated = local_.metadata();
-    updated.local_count = generation_.counters().local;
-    HAST_TRY(local_.write_metadata(updated));
-  }
+  if (reply->virgin) ignore_needs_persist(generation_.on_virgin_secondary());
+  HAST_TRY(persist_counters());
   if (!map->empty()) {
     auto merged = local_.map().merge(*map);
     if (!merged) return fail(merged.error());
@@ -111,6 +108,12 @@ Result<void> Primary::handshake(Link& link) {
   secondary_counters_ = Counters{reply->local_count, reply->remote_count};
   sync_source_ = reply->sync_source == proto::SyncSource::secondary ? SyncSource::secondary
                                                                     : SyncSource::primary;
+  if (sync_source_ == SyncSource::secondary && local_.map().sync_pending() &&
+      !local_.metadata().inconsistent) {
+    meta::Metadata marked = local_.metadata();
+    marked.inconsistent = true;  // this node is the sync target until the sync completes
+    HAST_TRY(local_.write_metadata(marked));
+  }
   link.peer = reply->extensions;
   link.mode = config.replication;
   if (link.version < 2 && link.mode == config::ReplicationMode::memsync) {
@@ -152,6 +155,10 @@ void Primary::sender_loop(Link& link) {
     if (!seq) {
       if (seq.error().code() != Errc::timed_out) return link_down(link, seq.error());
       nv = proto::Request{}.to_nv();  // KEEPALIVE: nothing was sent for a while
+    } else if (*seq == 0) {
+      proto::Request done;
+      done.sync_done = true;  // queued by sync_complete(), after every sync write
+      nv = done.to_nv();
     } else {
       auto found = link.pending.find(*seq);
       if (found == link.pending.end()) continue;  // its request was cancelled

@@ -180,17 +180,20 @@ Result<void> Primary::finish_extent(meta::ExtentIndex extent, std::uint64_t pass
   return ok();
 }
 
-// Nothing is left to copy while connected: the nodes mirror each other's counters now.
+// Nothing is left to copy while connected: the nodes mirror each other's counters now, and
+// whichever node was the target is consistent again (defect 8).
 Result<void> Primary::sync_complete() {
   if (!connected()) return ok();
   stats_.syncs_completed++;
   sync_source_ = SyncSource::undefined;
-  if (!generation_.on_sync_complete(secondary_counters_)) return ok();
-  meta::Metadata updated = local_.metadata();
-  updated.local_count = generation_.counters().local;
-  updated.remote_count = generation_.counters().remote;
-  updated.prev_role = meta::Role::primary;
-  return local_.write_metadata(updated);
+  if (link_->peer.batch_flush) ignore_error(link_->queue.push(0), "a lost link resyncs");
+  if (local_.metadata().inconsistent) {
+    meta::Metadata cleared = local_.metadata();
+    cleared.inconsistent = false;
+    HAST_TRY(local_.write_metadata(cleared));
+  }
+  ignore_needs_persist(generation_.on_sync_complete(secondary_counters_));
+  return persist_counters();
 }
 
 }  // namespace hast::replication

@@ -103,9 +103,14 @@ Result<void> SecondarySession::handshake(const proto::IdentityRequest& identity)
     HAST_TRY(local_.write_metadata(adopted));
   }
   if (decision.refused()) {
-    log_error(context_.io.log, "[{}] {}", context_.config.name,
+    log_error(context_.io.log,
+              "[{}] {} (primary(local={}, remote={}), secondary(local={}, "
+              "remote={}))",
+              context_.config.name,
               decision.kind == HandshakeCase::split_brain ? "Split-brain detected, exiting."
-                                                          : decision.refusal);
+                                                          : decision.refusal,
+              theirs.counters.local, theirs.counters.remote, mine.counters.local,
+              mine.counters.remote);
     proto::Refusal refusal{decision.refusal, false};
     ignore_error(proto::send_message(in_, version_, refusal.to_nv(), {},
                                      context_.deadline(context_.timing.timeout)),
@@ -121,6 +126,15 @@ Result<void> SecondarySession::handshake(const proto::IdentityRequest& identity)
     log_warning(context_.io.log, "[{}] {}", context_.config.name, decision.warning);
   auto map = map_for(to_proto(decision.source), static_cast<int>(decision.map));
   if (!map) return fail(map.error());
+  // This node is about to be a sync target: persist that it is inconsistent until the
+  // primary says the sync completed (defect 8). Only a primary that speaks our extensions
+  // can say so; with a FreeBSD primary the flag would never clear.
+  bool target = decision.source == SyncSource::primary && identity.extensions.batch_flush;
+  if (target && !local_.metadata().inconsistent) {
+    meta::Metadata marked = local_.metadata();
+    marked.inconsistent = true;
+    HAST_TRY(local_.write_metadata(marked));
+  }
   proto::AcceptReply reply;
   reply.datasize = static_cast<std::int64_t>(metadata.data_size_bytes);
   reply.extentsize = static_cast<std::int32_t>(metadata.extent_size_bytes);
@@ -197,7 +211,17 @@ Result<void> SecondarySession::receive_one() {
     if (seq != 0) HAST_TRY(state.replies.push(OutReply{error_reply(seq, Errc::invalid_argument)}));
     return ok();
   }
-  if (request->cmd == proto::RequestCommand::keepalive) return ok();
+  if (request->cmd == proto::RequestCommand::keepalive) {
+    if (request->sync_done && local_.metadata().inconsistent) {
+      // Every sync write before this message was flushed by the primary: consistent again.
+      meta::Metadata cleared = local_.metadata();
+      cleared.inconsistent = false;
+      HAST_TRY(local_.write_metadata(cleared));
+      log_info(context_.io.log, "[{}] Synchronization complete: consistent again.",
+               context_.config.name);
+    }
+    return ok();
+  }
   auto valid = proto::validate_request(*request, local_.sector_size(), local_.data_size(),
                                        proto::request_size_accept_max);
   if (!valid || message->payload_discarded) {

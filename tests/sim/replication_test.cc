@@ -41,8 +41,8 @@ bool converge(SimCluster& cluster, Instant limit) {
         auto b = cluster.status(kB);
         // Whichever node is primary: nothing dirty, nothing syncing.
         return a && b && a->status == "complete" && b->status == "complete" &&
-               a->dirty_bytes == 0 && b->dirty_bytes == 0 && !a->sync.running &&
-               !b->sync.running && cluster.workload().idle();
+               a->dirty_bytes == 0 && b->dirty_bytes == 0 && !a->sync.running && !b->sync.running &&
+               cluster.workload().idle();
       },
       limit);
 }
@@ -148,4 +148,64 @@ TEST_CASE("Replication: a split-brain is detected and never merged", "[sim][repl
     }
   }
   CHECK(syncs_after_heal == 0);
+}
+
+namespace {
+
+// The secondary's disk fails every write for a while (so extents the primary writes stay
+// dirty while the link is up), and meanwhile the primary's disk fails every read.
+struct FallbackResult {
+  std::size_t violations = 0;
+  std::uint64_t remote_reads = 0;
+};
+
+FallbackResult run_read_fallback(hast::replication::Mutation mutation, bool secondary_fails) {
+  auto options = options_for(17, hast::config::ReplicationMode::fullsync);
+  options.mutation = mutation;
+  options.workload.read_weight = 50;
+  SimCluster cluster(options);
+  auto& world = cluster.world();
+  cluster.start(kA, true);
+  cluster.start(kB, true);
+  world.at(Instant{} + 10ms, "roles", [&] {
+    cluster.set_role(kB, Role::secondary);
+    cluster.set_role(kA, Role::primary);
+  });
+  world.at(Instant{} + 50ms, "workload", [&] { cluster.workload().start(); });
+  hast::sim::SimDiskFaults failing;
+  failing.write_error_probability = 1;
+  if (secondary_fails) {
+    world.at(Instant{} + 500ms, "secondary writes fail",
+             [&] { cluster.disk(kB).set_faults(failing); });
+  }
+  hast::sim::SimDiskFaults unreadable;
+  unreadable.read_error_probability = 1;
+  world.at(Instant{} + 1000ms, "primary reads fail",
+           [&] { cluster.disk(kA).set_faults(unreadable); });
+  world.at(Instant{} + 1500ms, "heal", [&] {
+    cluster.disk(kA).faults_off();
+    cluster.disk(kB).faults_off();
+    cluster.workload().stop();
+  });
+  world.run_for(1500ms);
+  FallbackResult result{cluster.truth().violations().size(),
+                        cluster.status(kA)->primary.remote_reads};
+  REQUIRE(converge(cluster, world.now() + 60s));
+  CHECK(cluster.data_identical());
+  return result;
+}
+
+}  // namespace
+
+TEST_CASE("Replication: a failed local read goes to the secondary only when it is current",
+          "[sim][replication]") {
+  // A current secondary serves the reads the primary's disk fails.
+  auto clean = run_read_fallback(hast::replication::Mutation::none, false);
+  CHECK(clean.violations == 0);
+  CHECK(clean.remote_reads > 100);
+  // O9: a dirty extent's copy on the secondary is stale; serving it would be a lie.
+  auto dirty = run_read_fallback(hast::replication::Mutation::none, true);
+  CHECK(dirty.violations == 0);
+  auto mutated = run_read_fallback(hast::replication::Mutation::read_fallback_when_stale, true);
+  CHECK(mutated.violations > 0);
 }

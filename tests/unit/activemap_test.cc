@@ -384,8 +384,10 @@ class Harness {
     std::uint64_t room = std::min(model_.data_size - offset, 3 * model_.extent_size);
     return {offset, 1 + b % room};
   }
-  // Compares the operation's answer with the image change and does the flush asked for.
-  void after(NeedsFlush answer, const std::vector<std::byte>& before, std::uint64_t generation);
+  // Runs `op` on the map, compares its answer with the image change and does the flush
+  // asked for.
+  template <typename Op>
+  void apply(Op op);
   void write_start(std::uint32_t a, std::uint32_t b);
   void write_complete(std::uint32_t a, std::uint32_t b);
   void need_sync(std::uint32_t a, std::uint32_t b);
@@ -412,8 +414,11 @@ class Harness {
   std::vector<Walked> walked_;  // extents whose last chunk was handed out
 };
 
-void Harness::after(NeedsFlush answer, const std::vector<std::byte>& before,
-                    std::uint64_t generation) {
+template <typename Op>
+void Harness::apply(Op op) {
+  auto before = map_.encode_image();
+  auto generation = map_.generation();
+  NeedsFlush answer = op();
   auto now = map_.encode_image();
   RC_ASSERT((answer == NeedsFlush::yes) == (now != before));
   RC_ASSERT(map_.generation() == generation + (answer == NeedsFlush::yes ? 1 : 0));
@@ -425,15 +430,12 @@ void Harness::after(NeedsFlush answer, const std::vector<std::byte>& before,
 
 void Harness::write_start(std::uint32_t a, std::uint32_t b) {
   Write w = range(a, b);
-  auto before = map_.encode_image();
-  auto generation = map_.generation();
-  auto answer = map_.write_start(w.offset, w.length);
-  for (auto e = model_.first(w.offset); e <= model_.last(w.offset, w.length); e++) {
+  apply([&] { return map_.write_start(w.offset, w.length); });
+  for (auto e = model_.first(w.offset); e <= model_.last(w.offset, w.length); e++)
     model_.pending[e]++;
+  for (auto e = model_.first(w.offset); e <= model_.last(w.offset, w.length); e++)
     model_.touch(e);
-  }
   in_flight_.push_back(w);
-  after(answer, before, generation);
 }
 
 void Harness::write_complete(std::uint32_t a, std::uint32_t b) {
@@ -442,24 +444,18 @@ void Harness::write_complete(std::uint32_t a, std::uint32_t b) {
   Write w = in_flight_[index];
   in_flight_.erase(in_flight_.begin() + static_cast<std::ptrdiff_t>(index));
   auto ack = b % 3 == 0 ? RemoteAck::no : RemoteAck::yes;
-  auto before = map_.encode_image();
-  auto generation = map_.generation();
-  auto answer = map_.write_complete(w.offset, w.length, ack);
+  apply([&] { return map_.write_complete(w.offset, w.length, ack); });
   for (auto e = model_.first(w.offset); e <= model_.last(w.offset, w.length); e++) {
     model_.pending[e]--;
     if (ack == RemoteAck::no) model_.mark(e);
   }
-  after(answer, before, generation);
 }
 
 void Harness::need_sync(std::uint32_t a, std::uint32_t b) {
   Write w = range(a, b);
-  auto before = map_.encode_image();
-  auto generation = map_.generation();
-  auto answer = map_.need_sync(w.offset, w.length);
+  apply([&] { return map_.need_sync(w.offset, w.length); });
   for (auto e = model_.first(w.offset); e <= model_.last(w.offset, w.length); e++)
     model_.mark(e);
-  after(answer, before, generation);
 }
 
 // One chunk of the walk, checked against the model's cursor.
@@ -516,37 +512,32 @@ void Harness::sync_done(std::uint32_t a) {
   auto done = walked_[index];
   auto e = done.extent;
   walked_.erase(walked_.begin() + static_cast<std::ptrdiff_t>(index));
-  auto before = map_.encode_image();
-  auto generation = map_.generation();
-  auto answer = map_.sync_extent_done(ExtentIndex{e}, done.pass);
+  apply([&] { return map_.sync_extent_done(ExtentIndex{e}, done.pass); });
   // Only a copy made in the current pass, with no mark since it entered, clears the mark.
   if (done.current && model_.owed[e] && !model_.marked_since_entry[e]) model_.owed[e] = false;
-  after(answer, before, generation);
 }
 
 void Harness::whole_map(std::uint32_t a, std::uint32_t b) {
-  auto before = map_.encode_image();
-  auto generation = map_.generation();
-  NeedsFlush answer;
   if (a % 4 == 0) {
-    answer = map_.set_all_dirty();
+    apply([&] { return map_.set_all_dirty(); });
     for (std::uint64_t e = 0; e < model_.extents; e++)
       model_.mark(e);
-  } else {
-    // A sparse peer map from the two seeds.
-    std::vector<std::byte> peer(map_.ondisk_size_bytes(), std::byte{0});
-    std::uint64_t e1 = a % model_.extents;
-    std::uint64_t e2 = b % model_.extents;
-    peer[e1 / 8] |= std::byte{static_cast<unsigned char>(1u << (e1 % 8))};
-    peer[e2 / 8] |= std::byte{static_cast<unsigned char>(1u << (e2 % 8))};
+    return;
+  }
+  // A sparse peer map from the two seeds.
+  std::vector<std::byte> peer(map_.ondisk_size_bytes(), std::byte{0});
+  std::uint64_t e1 = a % model_.extents;
+  std::uint64_t e2 = b % model_.extents;
+  peer[e1 / 8] |= std::byte{static_cast<unsigned char>(1u << (e1 % 8))};
+  peer[e2 / 8] |= std::byte{static_cast<unsigned char>(1u << (e2 % 8))};
+  apply([&] {
     auto merged = map_.merge(peer);
     RC_ASSERT(merged.has_value());
-    answer = *merged;
-    model_.mark(e1);
-    model_.mark(e2);
-    rewind();
-  }
-  after(answer, before, generation);
+    return *merged;
+  });
+  model_.mark(e1);
+  model_.mark(e2);
+  rewind();
 }
 
 // The node dies and restarts: the new map knows only what the disk holds.

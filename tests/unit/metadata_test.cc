@@ -394,8 +394,8 @@ rc::Gen<Metadata> metadata_gen() {
     auto name_length = *rc::gen::inRange<std::size_t>(1, hast::meta::resource_name_length_max + 1);
     m.resource = *rc::gen::container<std::string>(name_length, rc::gen::inRange('a', '{'));
     m.extent_size_bytes = std::uint32_t{1} << *rc::gen::inRange(9, 31);
-    std::uint64_t data_max = std::min(std::uint64_t{1} << 44,
-                                      hast::meta::extent_count_max * m.extent_size_bytes);
+    std::uint64_t data_max =
+        std::min(std::uint64_t{1} << 44, hast::meta::extent_count_max * m.extent_size_bytes);
     m.data_size_bytes = *rc::gen::inRange<std::uint64_t>(1, data_max + 1);
     std::uint64_t extents = hast::meta::extent_count_for(m.data_size_bytes, m.extent_size_bytes);
     m.keep_dirty = *rc::gen::inRange<std::uint32_t>(1, 100000);
