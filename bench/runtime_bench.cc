@@ -12,6 +12,7 @@
 
 #include "core/fiber/scheduler.h"
 #include "core/prng.h"
+#include "sim/cluster.h"
 #include "sim/demo.h"
 #include "sim/sim_io.h"
 #include "sim/world.h"
@@ -88,11 +89,40 @@ void bench_demo() {
   std::printf("  simulated seconds per wall second: %.0f\n", simulated / elapsed);
 }
 
+// The replication core under a fixed two-node workload (memsync, no faults): how much
+// simulated time and how many client operations the simulator gets through per second.
+void bench_replication(std::chrono::microseconds mean_interval) {
+  hast::sim::ClusterOptions options;
+  options.seed = 1;
+  options.workload.mean_interval = mean_interval;
+  options.workload.in_flight_max = 32;
+  hast::sim::SimCluster cluster(options);
+  auto& world = cluster.world();
+  cluster.start(0, true);
+  cluster.start(1, true);
+  world.at(hast::Instant{} + std::chrono::milliseconds(10), "roles", [&] {
+    cluster.set_role(1, hast::meta::Role::secondary);
+    cluster.set_role(0, hast::meta::Role::primary);
+  });
+  world.at(hast::Instant{} + std::chrono::milliseconds(50), "workload",
+           [&] { cluster.workload().start(); });
+  auto start = WallClock::now();
+  world.run_for(std::chrono::seconds(20));
+  double elapsed = seconds_since(start);
+  auto ops = cluster.workload().counters().completed_ok;
+  std::printf("replication (memsync, 2 nodes, a request every %lld us): %.1f simulated s "
+              "per wall s, %.0f client ops per wall s (%llu ops in %.2f s)\n",
+              static_cast<long long>(mean_interval.count()), 20.0 / elapsed, ops / elapsed,
+              static_cast<unsigned long long>(ops), elapsed);
+}
+
 }  // namespace
 
 int main() {
   bench_switches();
   bench_world_events();
   bench_demo();
+  bench_replication(std::chrono::microseconds(100));
+  bench_replication(std::chrono::microseconds(5000));
   return 0;
 }

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -14,12 +15,15 @@ namespace {
 
 constexpr std::size_t kStampBytes = 16;
 
-// The bytes after the stamp: a function of (write, sector index) only.
+// The bytes after the stamp: a function of (write, sector index) only. Cheap on purpose
+// (every write is stamped and every read checked): distinct words per position, so a
+// torn, shifted or foreign sector body never matches.
 void fill_body(WriteId id, std::uint32_t index, std::span<std::byte> body) {
-  std::uint64_t state = id * 0x9e3779b97f4a7c15ULL ^ (std::uint64_t{index} << 40);
+  HAST_ASSERT(body.size() % 8 == 0);
+  std::uint64_t base = id * 0x9e3779b97f4a7c15ULL ^ (std::uint64_t{index} << 40);
   for (std::size_t at = 0; at < body.size(); at += 8) {
-    std::uint64_t word = splitmix64(state);
-    std::memcpy(body.data() + at, &word, std::min<std::size_t>(8, body.size() - at));
+    std::uint64_t word = base ^ ((at + 1) * 0xbf58476d1ce4e5b9ULL);
+    std::memcpy(body.data() + at, &word, 8);
   }
 }
 
@@ -150,29 +154,34 @@ bool GroundTruth::candidate(const WriteRecord& write, std::uint64_t sector,
   return value.index == (sector * sector_bytes - write.offset) / sector_bytes;
 }
 
-// `later` proves `earlier` overwritten before the read began.
-bool GroundTruth::excludes(const WriteRecord& later, const WriteRecord& earlier,
-                           Instant read_issue) const {
-  if (later.outcome != Outcome::ok || later.may_be_lost) return false;
-  if (earlier.outcome == Outcome::pending) return false;
-  return later.issue > earlier.end && later.end < read_issue;
-}
-
 bool GroundTruth::admissible(std::uint64_t sector, const SectorValue& value, Instant read_issue,
                              Instant read_end) const {
   auto found = sector_writes_.find(sector);
   static const std::vector<WriteId> none;
   const std::vector<WriteId>& ids = found == sector_writes_.end() ? none : found->second;
-  auto excluded = [&](const WriteRecord& earlier) {
-    return std::any_of(ids.begin(), ids.end(), [&](WriteId later) {
-      return excludes(writes_[later - 1], earlier, read_issue);
-    });
-  };
-  // The initial content: zero, "ended" before time began, never lost.
-  if (value.kind == SectorValue::Kind::zero) {
-    WriteRecord initial{0, 0, 0, true, Fua::yes, Instant::min(), Instant::min(), Outcome::ok};
-    if (!excluded(initial)) return true;
+  // A write W is excluded when a surviving write began after W ended and ended before the
+  // read began, so only the latest start among such writes matters. `ids` is in issue
+  // order: scanning from the newest, the first such write has the latest start.
+  std::optional<Instant> latest_start;
+  for (auto it = ids.rbegin(); it != ids.rend() && !latest_start; ++it) {
+    const WriteRecord& later = writes_[*it - 1];
+    if (later.outcome != Outcome::ok || later.may_be_lost || later.end >= read_issue) continue;
+    latest_start = later.issue;
   }
+  auto excluded = [&](const WriteRecord& earlier) {
+    if (!latest_start || earlier.outcome == Outcome::pending) return false;
+    return *latest_start > earlier.end;
+  };
+  if (value.kind == SectorValue::Kind::stamped) {
+    // One write carries this stamp; it must cover this sector and not be excluded.
+    if (value.id == 0 || value.id > writes_.size()) return false;
+    const WriteRecord& write = writes_[value.id - 1];
+    bool covers = write.offset <= sector * sector_bytes &&
+                  sector * sector_bytes < write.offset + write.length;
+    return covers && candidate(write, sector, value, read_end) && !excluded(write);
+  }
+  // Zero: the initial content ("ended" before time began, never lost) or a zero write.
+  if (!latest_start) return true;
   return std::any_of(ids.begin(), ids.end(), [&](WriteId id) {
     const WriteRecord& write = writes_[id - 1];
     return candidate(write, sector, value, read_end) && !excluded(write);

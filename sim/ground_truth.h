@@ -21,6 +21,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/io/clock.h"
@@ -70,8 +71,8 @@ struct Violation {
 class GroundTruth {
  public:
   // ---- Recording (the workload calls these) ----
-  WriteId begin_write(std::uint64_t offset, std::uint64_t length, bool zero, Fua fua,
-                      Instant issue, std::uint32_t node = 0);
+  WriteId begin_write(std::uint64_t offset, std::uint64_t length, bool zero, Fua fua, Instant issue,
+                      std::uint32_t node = 0);
   void end_write(WriteId id, bool ok, Instant end);
   std::uint64_t begin_flush(Instant issue);
   void end_flush(std::uint64_t flush, bool ok, Instant end);
@@ -109,13 +110,14 @@ class GroundTruth {
 
   bool admissible(std::uint64_t sector, const SectorValue& value, Instant read_issue,
                   Instant read_end) const;
-  bool excludes(const WriteRecord& later, const WriteRecord& earlier, Instant read_issue) const;
   bool candidate(const WriteRecord& write, std::uint64_t sector, const SectorValue& value,
                  Instant read_end) const;
   std::string describe_sector(std::uint64_t sector) const;
 
-  std::vector<WriteRecord> writes_;                              // index = id - 1
-  std::map<std::uint64_t, std::vector<WriteId>> sector_writes_;  // in issue order
+  std::vector<WriteRecord> writes_;  // index = id - 1
+  // Writes per sector, in issue order. Only looked up, never iterated: hashing is safe for
+  // determinism here.
+  std::unordered_map<std::uint64_t, std::vector<WriteId>> sector_writes_;
   std::vector<Flush> flushes_;
   std::vector<Violation> violations_;
   std::uint64_t reads_checked_ = 0;

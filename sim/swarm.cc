@@ -57,6 +57,7 @@ class Runner {
   bool failover_safe();
   void liveness();
   bool converged();
+  void check_promotion(NodeId old, NodeId promoted);
   Instant last_event(NodeId id, HookEvent event) const;
   bool diverged() const;
   void check(RunReport& report);
@@ -126,16 +127,27 @@ void Runner::inject(Fault fault) {
       cluster_.truth().power_loss(world().now());
       return restart_later(primary_, Role::primary, between(plan_, 50ms, 800ms));
     case Fault::failover: {
-      if (mode_ == config::ReplicationMode::async || !failover_safe()) {
-        return inject(Fault::restart_primary);
-      }
-      say(fmt::format("kill -9 the primary; promote {}", secondary.name()));
-      count("failovers");
+      if (mode_ == config::ReplicationMode::async) return inject(Fault::restart_primary);
+      bool in_sync = failover_safe();
+      say(fmt::format("kill -9 the primary; promote {}{}", secondary.name(),
+                      in_sync ? "" : " (the pair was not in sync)"));
+      count(in_sync ? "failovers" : "failovers out of sync");
       primary.kill();
+      if (!in_sync) {
+        // The old primary may have acknowledged writes the promoted node lacks (it was
+        // degraded or the node is a half-synced target); when it returns, the counters
+        // decide: a split-brain to recover from by hand, or a refusal to promote.
+        cluster_.truth().discard_writes(primary_, last_event(primary_, HookEvent::connect));
+        split_brain_ = true;
+        split_since_ = world().now();
+        split_loser_ = primary_;
+      }
       NodeId old = primary_;
       std::swap(primary_, secondary_);
-      world().after(between(plan_, 20ms, 300ms), "promote",
-                    [this, id = primary_] { cluster_.set_role(id, Role::primary); });
+      world().after(between(plan_, 20ms, 300ms), "promote", [this, old, id = primary_] {
+        cluster_.set_role(id, Role::primary);
+        world().after(50ms, "check promotion", [this, old, id] { check_promotion(old, id); });
+      });
       return restart_later(old, Role::secondary, between(plan_, 400ms, 1500ms));
     }
     case Fault::partition_both: {
@@ -225,6 +237,26 @@ bool Runner::diverged() const {
   return old_wrote && new_wrote;
 }
 
+// A promotion the node refused (its data is inconsistent: a sync to it never completed)
+// leaves the operator one choice: bring the old primary back as primary.
+void Runner::check_promotion(NodeId old, NodeId promoted) {
+  auto status = cluster_.status(promoted);
+  if (!status || status->role == Role::primary) return;
+  say(fmt::format("{} refused to become primary; bring {} back as primary",
+                  cluster_.node(promoted).name(), cluster_.node(old).name()));
+  count("refused promotions");
+  primary_ = old;
+  secondary_ = promoted;
+  split_brain_ = false;
+  world().after(450ms, "restore", [this, old, promoted] {
+    if (!cluster_.node(old).running()) cluster_.start(old);
+    world().after(10ms, "roles", [this, old, promoted] {
+      cluster_.set_role(old, Role::primary);
+      cluster_.set_role(promoted, Role::secondary);
+    });
+  });
+}
+
 bool Runner::converged() {
   auto a = cluster_.status(primary_);
   auto b = cluster_.status(secondary_);
@@ -287,6 +319,14 @@ void Runner::check(RunReport& report) {
 }
 
 RunReport Runner::run() {
+  // `hastctl create` runs on healthy disks; the drawn faults start with the roles.
+  SimDiskFaults faults = cluster_.disk(0).faults();
+  cluster_.disk(0).faults_off();
+  cluster_.disk(1).faults_off();
+  world().at(Instant{} + 5ms, "disk faults", [this, faults] {
+    cluster_.disk(0).set_faults(faults);
+    cluster_.disk(1).set_faults(faults);
+  });
   cluster_.start(0, true);
   cluster_.start(1, true);
   world().at(Instant{} + 10ms, "roles", [this] {
