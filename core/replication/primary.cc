@@ -186,9 +186,20 @@ Result<void> Primary::persist_counters() {
   return local_.write_metadata(updated);
 }
 
+// Records that the secondary's copy of the range's extents is the good one (defect 3). Not
+// when another write in such an extent is in flight or the secondary lacks something of it
+// (it is dirty): then neither node would hold the whole extent, and the write fails instead.
 Result<void> Primary::mark_stale(std::uint64_t offset, std::uint64_t length) {
   meta::Metadata updated = local_.metadata();
-  auto [first, last] = extent_span(local_.map(), offset, length);
+  const meta::Activemap& map = local_.map();
+  auto [first, last] = extent_span(map, offset, length);
+  for (std::uint64_t e = first; e <= last; e++) {
+    meta::ExtentIndex extent{e};
+    if (meta::is_stale(updated, extent)) continue;
+    if (map.needs_sync(extent) || map.pending_writes(extent) > 1) {
+      return fail(Errc::io, "local write failed on an extent the secondary does not hold whole");
+    }
+  }
   bool changed = false;
   for (std::uint64_t e = first; e <= last; e++) {
     auto added = meta::add_stale(updated, meta::ExtentIndex{e});

@@ -172,7 +172,10 @@ Result<void> Primary::finish_extent(meta::ExtentIndex extent, std::uint64_t pass
   if (map.sync_extent_done(extent, pass) == meta::NeedsFlush::yes) {
     HAST_TRY(local_.persist_map(map.generation()));
   }
-  if (meta::is_stale(local_.metadata(), extent)) {
+  // Still marked (a write landed after the walk entered it): the secondary's copy stays
+  // the authoritative one until a later pass copies the extent again.
+  if (meta::is_stale(local_.metadata(), extent) && !map.needs_sync(extent) &&
+      map.pending_writes(extent) == 0) {
     meta::Metadata updated = local_.metadata();
     meta::remove_stale(updated, extent);
     HAST_TRY(local_.write_metadata(updated));
