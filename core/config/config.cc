@@ -48,30 +48,6 @@ std::string_view replication_name(ReplicationMode mode) {
   HAST_UNREACHABLE();
 }
 
-std::string_view checksum_name(Checksum checksum) {
-  switch (checksum) {
-    case Checksum::none:
-      return "none";
-    case Checksum::crc32:
-      return "crc32";
-    case Checksum::sha256:
-      return "sha256";
-  }
-  HAST_UNREACHABLE();
-}
-
-std::string_view compression_name(Compression compression) {
-  switch (compression) {
-    case Compression::none:
-      return "none";
-    case Compression::hole:
-      return "hole";
-    case Compression::lzf:
-      return "lzf";
-  }
-  HAST_UNREACHABLE();
-}
-
 std::string_view frontend_name(FrontendKind kind) {
   switch (kind) {
     case FrontendKind::nbd:

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "core/io/network.h"
+#include "core/proto/transform.h"
 #include "core/result.h"
 
 namespace hast::config {
@@ -50,15 +51,16 @@ inline constexpr std::size_t path_size_max = 1024;     // PATH_MAX
 inline constexpr std::size_t name_size_max = 256;      // NAME_MAX + 1
 
 enum class ReplicationMode : std::uint8_t { fullsync, memsync, async };
-enum class Checksum : std::uint8_t { none, crc32, sha256 };
-enum class Compression : std::uint8_t { none, hole, lzf };
+// The wire's payload transforms (core/proto/transform.h), named in hast.conf.
+using Checksum = proto::Checksum;
+using Compression = proto::Compression;
 // How the primary exposes the replicated device (reference/frontends.md).
 enum class FrontendKind : std::uint8_t { nbd, fuse, ublk, none };
 
 // The names HAST prints in status output and accepts in hast.conf.
 std::string_view replication_name(ReplicationMode mode);
-std::string_view checksum_name(Checksum checksum);
-std::string_view compression_name(Compression compression);
+using proto::checksum_name;
+using proto::compression_name;
 std::string_view frontend_name(FrontendKind kind);
 
 inline constexpr ReplicationMode default_replication = ReplicationMode::memsync;

@@ -165,8 +165,8 @@ void Primary::sender_loop(Link& link) {
       RemoteOp& op = *found->second;
       nv = op.request.to_nv();
       if (op.request.cmd == proto::RequestCommand::write) {
-        payload = proto::encode_payload(nv, op.data, to_proto(context_.config.compression),
-                                        to_proto(context_.config.checksum));
+        payload = proto::encode_payload(nv, op.data, context_.config.compression,
+                                        context_.config.checksum);
       }
     }
     auto sent = proto::send_message(*link.out, link.version, nv, payload,

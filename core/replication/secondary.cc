@@ -145,8 +145,8 @@ Result<void> SecondarySession::handshake(const proto::IdentityRequest& identity)
   reply.mapsize = static_cast<std::uint32_t>(map->size());
   reply.extensions = our_extensions();
   proto::Nv nv = reply.to_nv();
-  auto payload = proto::encode_payload(nv, *map, to_proto(context_.config.compression),
-                                       to_proto(context_.config.checksum));
+  auto payload =
+      proto::encode_payload(nv, *map, context_.config.compression, context_.config.checksum);
   HAST_TRY(
       proto::send_message(in_, version_, nv, payload, context_.deadline(context_.timing.timeout)));
   peer_extensions_ = identity.extensions;
@@ -186,8 +186,8 @@ void SecondarySession::sender_loop() {
     auto next = state.replies.pop();
     if (!next) return;
     proto::Nv nv = next->reply.to_nv();
-    auto payload = proto::encode_payload(nv, next->data, to_proto(context_.config.compression),
-                                         to_proto(context_.config.checksum));
+    auto payload = proto::encode_payload(nv, next->data, context_.config.compression,
+                                         context_.config.checksum);
     auto sent = proto::send_message(out_, version_, nv, payload,
                                     context_.deadline(context_.timing.timeout));
     if (!sent) {

@@ -16,30 +16,6 @@ inline proto::SyncSource to_proto(SyncSource source) {
   return static_cast<proto::SyncSource>(source);
 }
 
-inline proto::Compression to_proto(config::Compression compression) {
-  switch (compression) {
-    case config::Compression::none:
-      return proto::Compression::none;
-    case config::Compression::hole:
-      return proto::Compression::hole;
-    case config::Compression::lzf:
-      return proto::Compression::lzf;
-  }
-  HAST_UNREACHABLE();
-}
-
-inline proto::Checksum to_proto(config::Checksum checksum) {
-  switch (checksum) {
-    case config::Checksum::none:
-      return proto::Checksum::none;
-    case config::Checksum::crc32:
-      return proto::Checksum::crc32;
-    case config::Checksum::sha256:
-      return proto::Checksum::sha256;
-  }
-  HAST_UNREACHABLE();
-}
-
 // What this implementation announces in the handshake (DESIGN.md §1.1, §1.2 item 9).
 inline proto::Extensions our_extensions() {
   proto::Extensions extensions;
