@@ -63,6 +63,22 @@ std::string_view handshake_case_name(HandshakeCase kind) {
 
 SyncDecision decide_sync(const SecondaryView& secondary, const PrimaryView& primary) {
   HAST_ASSERT(primary.resuid != 0);  // the primary generates one before the handshake
+  if (secondary.resuid == 0 && secondary.counters.local > 0) {
+    // Never paired, yet it wrote as a primary (an unpaired primary later made secondary):
+    // its data exists nowhere else. HAST would treat it as fresh and keep its stale bytes
+    // in every extent the primary does not sync.
+    if (!primary.virgin || primary.counters.local > 0) {
+      SyncDecision decision{HandshakeCase::split_brain};
+      decision.refusal = std::string(split_brain_errmsg);
+      return decision;
+    }
+    SyncDecision decision{HandshakeCase::first_contact_full};
+    decision.source = SyncSource::secondary;
+    decision.map = MapToSend::all_ones;
+    decision.adopt_resuid = true;
+    decision.reply_virgin = false;
+    return decision;
+  }
   if (secondary.resuid == 0) return first_contact(primary);
   if (secondary.resuid != primary.resuid) {
     SyncDecision decision{HandshakeCase::resuid_mismatch};

@@ -12,6 +12,8 @@
 //   SECONDARY            PRIMARY              decision
 //   resuid 0             virgin               adopt resuid; nothing to sync
 //   resuid 0             not virgin           adopt resuid; full sync from primary
+//   resuid 0, local > 0  virgin, local 0      adopt resuid; full sync from secondary (ours)
+//   resuid 0, local > 0  wrote too            split-brain (ours: both hold unpaired data)
 //   resuid ≠ P's         -                    refuse: "Resource unique ID mismatch …"
 //   local=3 remote=3     local=3 remote=2     primary out of date: regular sync from secondary
 //   local=3 remote=3     local=3 remote=3     in sync: regular sync from primary (just in case)

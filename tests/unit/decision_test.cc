@@ -110,6 +110,15 @@ TEST_CASE("Decision: first contact, and a disk from another pair", "[unit][repli
   CHECK(full.map == MapToSend::all_ones);
   CHECK(full.source == SyncSource::primary);
 
+  // A never-paired node that wrote as primary is not fresh: its data exists nowhere else.
+  auto unpaired_writer = decide_sync(SecondaryView{0, {1, 0}}, PrimaryView{42, {0, 0}, true});
+  CHECK(unpaired_writer.kind == HandshakeCase::first_contact_full);
+  CHECK(unpaired_writer.source == SyncSource::secondary);
+  CHECK(unpaired_writer.map == MapToSend::all_ones);
+  CHECK(unpaired_writer.adopt_resuid);
+  auto both_wrote = decide_sync(SecondaryView{0, {1, 0}}, PrimaryView{42, {1, 0}, true});
+  CHECK(both_wrote.kind == HandshakeCase::split_brain);
+
   auto swapped = decide_sync(SecondaryView{41, {3, 3}}, PrimaryView{42, {3, 3}});
   CHECK(swapped.kind == HandshakeCase::resuid_mismatch);
   CHECK(swapped.refusal == "Resource unique ID mismatch (primary=42, secondary=41).");
