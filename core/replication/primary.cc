@@ -140,25 +140,43 @@ bool Primary::reads_go_remote(std::uint64_t offset, std::uint64_t length) const 
   return false;
 }
 
+// A read is served per extent: a range may cover an extent whose good copy is here and
+// one whose good copy is on the secondary (stale here, or behind while syncing from it),
+// and neither node alone holds the whole range.
 Result<void> Primary::handle_read(const BlockRequest& request) {
   stats_.reads++;
-  bool remote_only = reads_go_remote(request.offset, request.length);
-  if (!remote_only) {
-    auto local = local_.read(request.offset, request.data);
+  const meta::Activemap& map = local_.map();
+  std::uint64_t end = request.offset + request.length;
+  std::uint64_t at = request.offset;
+  while (at < end) {
+    std::uint64_t extent_end = map.extent_start(map.extent_of(at)) + map.extent_size_bytes();
+    std::uint64_t piece = std::min(end, extent_end) - at;
+    auto part = request.data.subspan(at - request.offset, piece);
+    HAST_TRY(read_piece(at, part));
+    at += piece;
+  }
+  return ok();
+}
+
+// One extent's part of a read: locally, or from the secondary when its copy is the good
+// one, or when the local read failed and the secondary is known to hold the same bytes.
+Result<void> Primary::read_piece(std::uint64_t offset, std::span<std::byte> buffer) {
+  if (!reads_go_remote(offset, buffer.size())) {
+    auto local = local_.read(offset, buffer);
     if (local) return ok();
     stats_.read_errors++;
     log_error(context_.io.log, "[{}] Local request failed ({}), trying remote node. READ({}, {}).",
-              context_.config.name, local.error().message(), request.offset, request.length);
+              context_.config.name, local.error().message(), offset, buffer.size());
     // Only a secondary known to hold the same bytes may answer instead (O9).
-    bool clean = extents_clean(request.offset, request.length) ||
+    bool clean = extents_clean(offset, buffer.size()) ||
                  context_.mutated(Mutation::read_fallback_when_stale);
     if (!clean) return local;
   }
   RemoteOp op(context_.io.scheduler);
   op.request.cmd = proto::RequestCommand::read;
-  op.request.offset = request.offset;
-  op.request.length = request.length;
-  op.read_into = request.data;
+  op.request.offset = offset;
+  op.request.length = buffer.size();
+  op.read_into = buffer;
   if (!submit(op, true)) return fail(Errc::disconnected, "READ: the secondary is not connected");
   stats_.remote_reads++;
   if (wait_remote(op, true) == LegState::ok) return ok();

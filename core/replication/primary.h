@@ -91,6 +91,7 @@ class Primary {
   void frontend_loop();
   void handle(BlockRequest request);
   Result<void> handle_read(const BlockRequest& request);
+  Result<void> read_piece(std::uint64_t offset, std::span<std::byte> buffer);
   Result<void> handle_write(const BlockRequest& request, config::ReplicationMode mode);
   Result<void> handle_flush();
   Result<void> write_range(std::uint64_t offset, std::span<const std::byte> data, bool zeroes,
