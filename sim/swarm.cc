@@ -29,8 +29,9 @@ enum class Fault : std::uint8_t {
   partition_one_way,
   clog,
   split_brain,
+  zombie,
 };
-constexpr int kFaultKinds = 9;
+constexpr int kFaultKinds = 10;
 
 Duration between(Prng& random, Duration low, Duration high) {
   return Duration(static_cast<Duration::rep>(uniform(
@@ -42,6 +43,7 @@ class Runner {
   Runner(const RunOptions& options, config::ReplicationMode mode, ClusterOptions cluster_options)
       : options_(options),
         mode_(mode),
+        cluster_timeout_(cluster_options.timeout_seconds),
         cluster_(cluster_options),
         plan_(derive_seed(options.seed, "swarm-plan")) {}
 
@@ -64,6 +66,7 @@ class Runner {
 
   RunOptions options_;
   config::ReplicationMode mode_;
+  int cluster_timeout_ = 20;
   SimCluster cluster_;
   Prng plan_;
   NodeId primary_ = 0;
@@ -175,6 +178,28 @@ void Runner::inject(Fault fault) {
       say("clog the link");
       count("clogs");
       return network.clog(primary_, secondary_, between(plan_, 50ms, 1500ms));
+    case Fault::zombie: {
+      // The primary freezes past the timeout; the operator, taking it for dead, promotes
+      // the secondary; then the old primary wakes and carries on (row 15).
+      if (!failover_safe()) return inject(Fault::clog);
+      Duration timeout = std::chrono::seconds(cluster_timeout_);
+      Duration pause = timeout + between(plan_, 500ms, 2s);
+      if (world().now() + pause + 300ms > Instant{} + kSafetyPhase) return inject(Fault::clog);
+      say(fmt::format("pause the primary for {}", format_instant(Instant{} + pause)));
+      count("zombie primaries");
+      primary.pause(pause);
+      split_brain_ = true;
+      split_loser_ = primary_;
+      std::swap(primary_, secondary_);
+      world().after(timeout + 200ms, "promote", [this, id = primary_, old = split_loser_] {
+        split_since_ = world().now();
+        cluster_.truth().set_split_brain(true);
+        cluster_.truth().discard_writes(old, last_event(old, HookEvent::connect));
+        cluster_.set_role(id, Role::primary);
+        say(fmt::format("promote {} (the old primary looks dead)", cluster_.node(id).name()));
+      });
+      return;
+    }
     case Fault::split_brain:
       // Promoting a half-synced node is what the inconsistent flag must refuse (defect 8,
       // not modelled yet): only split a pair that is in sync.

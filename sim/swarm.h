@@ -5,7 +5,8 @@
 // Run structure: a safety phase (workload plus faults: secondary kill, power loss and
 // restart; primary kill and restart as primary; failover to the secondary after the
 // primary's death in fullsync and memsync; partitions one way or both, clogs; split-brain
-// episodes: the secondary promoted while the partitioned primary still serves), then a
+// episodes: the secondary promoted while the partitioned primary still serves; zombie
+// primaries: paused past the timeout while the secondary is promoted), then a
 // liveness phase: faults stop, the network heals, nodes restart, roles are set (after a
 // split-brain, HAST's recovery: the losing node is re-created and becomes secondary), the
 // workload stops, and the pair must converge.
