@@ -10,7 +10,8 @@ constexpr std::array kMutations = {
     MutationInfo{Mutation::fullsync_ack_before_remote, "fullsync_ack_before_remote", "O1"},
     MutationInfo{Mutation::memsync_ack_before_received, "memsync_ack_before_received", "O1"},
     MutationInfo{Mutation::skip_activemap_flush, "skip_activemap_flush", "O4"},
-    MutationInfo{Mutation::skip_metadata_flush, "skip_metadata_flush", "O6"},
+    // A lost resuid or counter: the pair never pairs again (no convergence).
+    MutationInfo{Mutation::skip_metadata_flush, "skip_metadata_flush", "O4"},
     MutationInfo{Mutation::no_dirty_on_remote_failure, "no_dirty_on_remote_failure", "O4"},
     MutationInfo{Mutation::ignore_split_brain, "ignore_split_brain", "O6"},
     MutationInfo{Mutation::sync_wrong_direction, "sync_wrong_direction", "O1"},

@@ -209,3 +209,46 @@ TEST_CASE("Replication: a failed local read goes to the secondary only when it i
   auto mutated = run_read_fallback(hast::replication::Mutation::read_fallback_when_stale, true);
   CHECK(mutated.violations > 0);
 }
+
+namespace {
+
+// The primary loses power a moment after its first handshake wrote the pair's resuid,
+// before anything else would have flushed its disk; it returns as primary and must pair
+// with the same secondary again.
+bool pairs_after_early_power_loss(hast::replication::Mutation mutation, std::uint64_t seed) {
+  auto options = options_for(seed, hast::config::ReplicationMode::memsync);
+  options.mutation = mutation;
+  SimCluster cluster(options);
+  auto& world = cluster.world();
+  cluster.start(kA, true);
+  cluster.start(kB, true);
+  world.at(Instant{} + 10ms, "roles", [&] {
+    cluster.set_role(kB, Role::secondary);
+    cluster.set_role(kA, Role::primary);
+  });
+  REQUIRE(world.run_until([&] { return cluster.count_events(kA, HookEvent::connect) > 0; },
+                          Instant{} + 5s));
+  world.after(100us, "power loss", [&] { cluster.node(kA).power_loss(); });
+  world.after(200ms, "restart", [&] { cluster.start(kA); });
+  world.after(300ms, "role", [&] { cluster.set_role(kA, Role::primary); });
+  world.run_for(400ms);
+  return world.run_until([&] { return cluster.count_events(kA, HookEvent::connect) > 1; },
+                         world.now() + 10s);
+}
+
+}  // namespace
+
+TEST_CASE("Replication: metadata survives a power loss right after it is written",
+          "[sim][replication]") {
+  // Defect 5: the resuid is durable before the handshake goes on; without that
+  // (skip_metadata_flush) the restarted primary invents a new one and is refused for good.
+  // A power loss keeps a random part of the volatile cache, so the mutation shows on some
+  // seeds only; the real code pairs on every one.
+  int lost_pairing = 0;
+  for (std::uint64_t seed = 19; seed < 31; seed++) {
+    CHECK(pairs_after_early_power_loss(hast::replication::Mutation::none, seed));
+    auto mutated = hast::replication::Mutation::skip_metadata_flush;
+    lost_pairing += pairs_after_early_power_loss(mutated, seed) ? 0 : 1;
+  }
+  CHECK(lost_pairing > 0);
+}

@@ -74,10 +74,10 @@ TEST_CASE("Swarm: 100 seeds of async hold every oracle", "[sim][swarm]") {
 }
 
 TEST_CASE("Swarm: each mutation is caught by the oracle it names", "[sim][swarm]") {
-  // Not caught by this swarm yet: read_fallback_when_stale needs a local read error on an
-  // extent that is dirty while the link is up, which random faults rarely line up (a
-  // targeted test in replication_test.cc catches it), and skip_metadata_flush needs a
-  // power loss right after a counter change.
+  // Two need faults the swarm rarely lines up, and targeted tests in replication_test.cc
+  // catch them: read_fallback_when_stale (a local read error on an extent that is dirty
+  // while the link is up) and skip_metadata_flush (a power loss right after a metadata
+  // write, before anything flushes the disk).
   for (const auto& info : hast::replication::mutations()) {
     if (info.mutation == Mutation::read_fallback_when_stale ||
         info.mutation == Mutation::skip_metadata_flush) {
