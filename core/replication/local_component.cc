@@ -74,9 +74,18 @@ LocalComponent::LocalComponent(Disk& disk, fiber::Scheduler& scheduler, std::str
            disk.properties().sector_size),
       map_buffer_(map_.ondisk_size_bytes()),
       metaflush_(metaflush),
-      map_written_(scheduler) {
+      map_written_(scheduler),
+      metadata_lock_(scheduler, 1) {
   HAST_ASSERT(metadata_.local_offset_bytes >= kMapOffset + map_.ondisk_size_bytes());
   HAST_ASSERT(metadata_.local_offset_bytes + metadata_.data_size_bytes <= disk.size());
+}
+
+Result<void> LocalComponent::update_metadata(const std::function<bool(meta::Metadata&)>& change) {
+  HAST_TRY(metadata_lock_.acquire());
+  fiber::Permit held(metadata_lock_);
+  meta::Metadata updated = metadata_;
+  if (!change(updated)) return ok();
+  return write_metadata(updated);
 }
 
 Result<void> LocalComponent::write_metadata(const meta::Metadata& updated) {

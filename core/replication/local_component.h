@@ -22,6 +22,9 @@
 #include <string_view>
 #include <vector>
 
+#include <functional>
+
+#include "core/fiber/semaphore.h"
 #include "core/fiber/wait_queue.h"
 #include "core/io/disk.h"
 #include "core/meta/activemap.h"
@@ -61,7 +64,12 @@ class LocalComponent {
   const std::string& provider() const { return provider_; }
   Disk& disk() { return disk_; }
 
-  // Writes `updated` as the new metadata block, durably; on success it becomes metadata().
+  // Applies `change` to the current metadata and writes the result durably; on success it
+  // becomes metadata(). Updates are serialised: each starts from the block the previous
+  // one wrote, so concurrent updates (a stale extent added while another is removed)
+  // never undo each other. `change` returns false when there is nothing to write.
+  Result<void> update_metadata(const std::function<bool(meta::Metadata&)>& change);
+  // Writes `updated` as the whole block (create and tests): update_metadata's last word.
   Result<void> write_metadata(const meta::Metadata& updated);
 
   // ---- Data area (device offsets) ----
@@ -103,6 +111,7 @@ class LocalComponent {
   Mutation mutation_ = Mutation::none;
   bool map_writing_ = false;
   fiber::WaitQueue map_written_;
+  fiber::Semaphore metadata_lock_;
 };
 
 }  // namespace hast::replication

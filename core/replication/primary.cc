@@ -192,16 +192,16 @@ Result<void> Primary::raise_generation() {
 // tracker's "changed" answer, means a failed metadata write is retried by the next caller
 // instead of leaving the disk behind for good.
 Result<void> Primary::persist_counters() {
-  const Counters& counters = generation_.counters();
-  const meta::Metadata& stored = local_.metadata();
-  if (stored.local_count == counters.local && stored.remote_count == counters.remote) {
-    return ok();
-  }
-  meta::Metadata updated = stored;
-  updated.local_count = counters.local;
-  updated.remote_count = counters.remote;
-  updated.prev_role = meta::Role::primary;
-  return local_.write_metadata(updated);
+  return local_.update_metadata([this](meta::Metadata& updated) {
+    const Counters& counters = generation_.counters();
+    if (updated.local_count == counters.local && updated.remote_count == counters.remote) {
+      return false;
+    }
+    updated.local_count = counters.local;
+    updated.remote_count = counters.remote;
+    updated.prev_role = meta::Role::primary;
+    return true;
+  });
 }
 
 // Records that the secondary's copy of the range's extents is the good one (defect 3). Not
@@ -218,14 +218,19 @@ Result<void> Primary::mark_stale(std::uint64_t offset, std::uint64_t length) {
       return fail(Errc::io, "local write failed on an extent the secondary does not hold whole");
     }
   }
-  bool changed = false;
-  for (std::uint64_t e = first; e <= last; e++) {
-    auto added = meta::add_stale(updated, meta::ExtentIndex{e});
-    if (added == meta::StaleAdd::full) return fail(Errc::no_space, "stale extent list full");
-    changed = changed || added == meta::StaleAdd::added;
-  }
-  if (!changed) return ok();
-  return local_.write_metadata(updated);
+  bool full = false;
+  HAST_TRY(local_.update_metadata([&, first = first, last = last](meta::Metadata& marked) {
+    meta::Metadata before = marked;
+    for (std::uint64_t e = first; e <= last; e++) {
+      if (meta::add_stale(marked, meta::ExtentIndex{e}) != meta::StaleAdd::full) continue;
+      full = true;
+      marked = before;
+      return false;
+    }
+    return marked != before;
+  }));
+  if (full) return fail(Errc::no_space, "stale extent list full");
+  return ok();
 }
 
 Result<void> Primary::handle_write(const BlockRequest& request, config::ReplicationMode mode) {

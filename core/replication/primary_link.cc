@@ -58,10 +58,12 @@ Result<void> Primary::handshake(Link& link) {
   identity.token = greeting->token;
   if (local_.metadata().resuid == 0) {
     // The pair's id is born here and kept even if the rest of the handshake fails.
-    meta::Metadata updated = local_.metadata();
-    while (updated.resuid == 0)
-      updated.resuid = context_.io.random.next_u64();
-    HAST_TRY(local_.write_metadata(updated));
+    HAST_TRY(local_.update_metadata([this](meta::Metadata& updated) {
+      if (updated.resuid != 0) return false;
+      while (updated.resuid == 0)
+        updated.resuid = context_.io.random.next_u64();
+      return true;
+    }));
     identity.virgin = true;
   }
   identity.resuid = local_.metadata().resuid;
@@ -110,9 +112,12 @@ Result<void> Primary::handshake(Link& link) {
                                                                     : SyncSource::primary;
   if (sync_source_ == SyncSource::secondary && local_.map().sync_pending() &&
       !local_.metadata().inconsistent) {
-    meta::Metadata marked = local_.metadata();
-    marked.inconsistent = true;  // this node is the sync target until the sync completes
-    HAST_TRY(local_.write_metadata(marked));
+    // This node is the sync target until the sync completes.
+    HAST_TRY(local_.update_metadata([](meta::Metadata& marked) {
+      bool changed = !marked.inconsistent;
+      marked.inconsistent = true;
+      return changed;
+    }));
   }
   link.peer = reply->extensions;
   link.mode = config.replication;

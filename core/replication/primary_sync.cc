@@ -176,9 +176,8 @@ Result<void> Primary::finish_extent(meta::ExtentIndex extent, std::uint64_t pass
   // the authoritative one until a later pass copies the extent again.
   if (meta::is_stale(local_.metadata(), extent) && !map.needs_sync(extent) &&
       map.pending_writes(extent) == 0) {
-    meta::Metadata updated = local_.metadata();
-    meta::remove_stale(updated, extent);
-    HAST_TRY(local_.write_metadata(updated));
+    HAST_TRY(local_.update_metadata(
+        [extent](meta::Metadata& updated) { return meta::remove_stale(updated, extent); }));
   }
   return ok();
 }
@@ -191,9 +190,11 @@ Result<void> Primary::sync_complete() {
   sync_source_ = SyncSource::undefined;
   if (link_->peer.batch_flush) ignore_error(link_->queue.push(0), "a lost link resyncs");
   if (local_.metadata().inconsistent) {
-    meta::Metadata cleared = local_.metadata();
-    cleared.inconsistent = false;
-    HAST_TRY(local_.write_metadata(cleared));
+    HAST_TRY(local_.update_metadata([](meta::Metadata& cleared) {
+      bool changed = cleared.inconsistent;
+      cleared.inconsistent = false;
+      return changed;
+    }));
   }
   ignore_needs_persist(generation_.on_sync_complete(secondary_counters_));
   return persist_counters();

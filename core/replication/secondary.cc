@@ -98,9 +98,10 @@ Result<void> SecondarySession::handshake(const proto::IdentityRequest& identity)
                             MapToSend::on_disk};  // the bug: overwrite this node's writes
   }
   if (decision.adopt_resuid) {
-    meta::Metadata adopted = metadata;
-    adopted.resuid = identity.resuid;
-    HAST_TRY(local_.write_metadata(adopted));
+    HAST_TRY(local_.update_metadata([&](meta::Metadata& adopted) {
+      adopted.resuid = identity.resuid;
+      return true;
+    }));
   }
   if (decision.refused()) {
     log_error(context_.io.log,
@@ -131,9 +132,11 @@ Result<void> SecondarySession::handshake(const proto::IdentityRequest& identity)
   // can say so; with a FreeBSD primary the flag would never clear.
   bool target = decision.source == SyncSource::primary && identity.extensions.batch_flush;
   if (target && !local_.metadata().inconsistent) {
-    meta::Metadata marked = local_.metadata();
-    marked.inconsistent = true;
-    HAST_TRY(local_.write_metadata(marked));
+    HAST_TRY(local_.update_metadata([](meta::Metadata& marked) {
+      bool changed = !marked.inconsistent;
+      marked.inconsistent = true;
+      return changed;
+    }));
   }
   proto::AcceptReply reply;
   reply.datasize = static_cast<std::int64_t>(metadata.data_size_bytes);
@@ -214,9 +217,11 @@ Result<void> SecondarySession::receive_one() {
   if (request->cmd == proto::RequestCommand::keepalive) {
     if (request->sync_done && local_.metadata().inconsistent) {
       // Every sync write before this message was flushed by the primary: consistent again.
-      meta::Metadata cleared = local_.metadata();
-      cleared.inconsistent = false;
-      HAST_TRY(local_.write_metadata(cleared));
+      HAST_TRY(local_.update_metadata([](meta::Metadata& cleared) {
+        bool changed = cleared.inconsistent;
+        cleared.inconsistent = false;
+        return changed;
+      }));
       log_info(context_.io.log, "[{}] Synchronization complete: consistent again.",
                context_.config.name);
     }
