@@ -38,7 +38,8 @@ void bench_switches() {
   hast::fiber::Scheduler scheduler(clock, stacks, nullptr, hast::fiber::SchedulerOptions{});
   for (int f = 0; f < 2; f++) {
     auto spawned = scheduler.spawn("yielder", [&] {
-      for (int i = 0; i < kRounds; i++) scheduler.yield();
+      for (int i = 0; i < kRounds; i++)
+        scheduler.yield();
     });
     if (!spawned) return;
   }
@@ -50,12 +51,13 @@ void bench_switches() {
   volatile std::uint64_t sink = 0;
   std::function<void(int)> call = [&sink](int i) { sink = sink + static_cast<unsigned>(i); };
   auto base_start = WallClock::now();
-  for (int i = 0; i < 2 * kRounds; i++) call(i);
+  for (int i = 0; i < 2 * kRounds; i++)
+    call(i);
   double base_elapsed = seconds_since(base_start);
   std::printf("fiber switches:          %12.0f /s  (%.1f ns each)\n", switches / elapsed,
               elapsed / switches * 1e9);
-  std::printf("  baseline std::function: %12.0f /s  (ratio %.2f)\n",
-              2.0 * kRounds / base_elapsed, (switches / elapsed) / (2.0 * kRounds / base_elapsed));
+  std::printf("  baseline std::function: %12.0f /s  (ratio %.2f)\n", 2.0 * kRounds / base_elapsed,
+              (switches / elapsed) / (2.0 * kRounds / base_elapsed));
 }
 
 void bench_world_events() {
@@ -98,22 +100,16 @@ void bench_replication(std::chrono::microseconds mean_interval) {
   options.workload.in_flight_max = 32;
   hast::sim::SimCluster cluster(options);
   auto& world = cluster.world();
-  cluster.start(0, true);
-  cluster.start(1, true);
-  world.at(hast::Instant{} + std::chrono::milliseconds(10), "roles", [&] {
-    cluster.set_role(1, hast::meta::Role::secondary);
-    cluster.set_role(0, hast::meta::Role::primary);
-  });
-  world.at(hast::Instant{} + std::chrono::milliseconds(50), "workload",
-           [&] { cluster.workload().start(); });
+  cluster.start_pair(0, 1, std::chrono::milliseconds(50));
   auto start = WallClock::now();
   world.run_for(std::chrono::seconds(20));
   double elapsed = seconds_since(start);
   auto ops = cluster.workload().counters().completed_ok;
-  std::printf("replication (memsync, 2 nodes, a request every %lld us): %.1f simulated s "
-              "per wall s, %.0f client ops per wall s (%llu ops in %.2f s)\n",
-              static_cast<long long>(mean_interval.count()), 20.0 / elapsed, ops / elapsed,
-              static_cast<unsigned long long>(ops), elapsed);
+  std::printf(
+      "replication (memsync, 2 nodes, a request every %lld us): %.1f simulated s "
+      "per wall s, %.0f client ops per wall s (%llu ops in %.2f s)\n",
+      static_cast<long long>(mean_interval.count()), 20.0 / elapsed, ops / elapsed,
+      static_cast<unsigned long long>(ops), elapsed);
 }
 
 }  // namespace

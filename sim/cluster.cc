@@ -135,6 +135,17 @@ void SimCluster::program(NodeId id, NodeIo& io) {
   hast.stop();
 }
 
+void SimCluster::start_pair(NodeId primary, NodeId secondary, std::optional<Duration> workload_at) {
+  HAST_ASSERT(primary != secondary);
+  start(0, true);
+  start(1, true);
+  world_.at(Instant{} + std::chrono::milliseconds(10), "roles", [this, primary, secondary] {
+    HAST_ASSERT(set_role(secondary, meta::Role::secondary));
+    HAST_ASSERT(set_role(primary, meta::Role::primary));
+  });
+  if (workload_at) world_.at(Instant{} + *workload_at, "workload", [this] { workload_->start(); });
+}
+
 bool SimCluster::set_role(NodeId id, meta::Role role) {
   if (inboxes_[id] == nullptr) return false;
   world_.trace("operator.role", id, meta::role_code(role));

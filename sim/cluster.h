@@ -67,6 +67,9 @@ class SimCluster {
   // ---- Operator (world context: callable from world events) ----
   // Starts a node; with `create`, it first runs `hastctl create` on its disk.
   void start(NodeId id, bool create = false);
+  // The walk-through's start: both nodes created and started, `secondary` made secondary
+  // and `primary` primary at 10 ms, the workload started at `workload_at` (if given).
+  void start_pair(NodeId primary, NodeId secondary, std::optional<Duration> workload_at);
   // Queues a role change on a running node; false when the node is down.
   bool set_role(NodeId id, meta::Role role);
   // `hastctl role init; hastctl create; hastctl role <role>` on a running node: its data

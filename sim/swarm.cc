@@ -352,13 +352,7 @@ RunReport Runner::run() {
     cluster_.disk(0).set_faults(faults);
     cluster_.disk(1).set_faults(faults);
   });
-  cluster_.start(0, true);
-  cluster_.start(1, true);
-  world().at(Instant{} + 10ms, "roles", [this] {
-    cluster_.set_role(secondary_, Role::secondary);
-    cluster_.set_role(primary_, Role::primary);
-  });
-  world().at(Instant{} + 50ms, "workload", [this] { cluster_.workload().start(); });
+  cluster_.start_pair(primary_, secondary_, 50ms);
   schedule_faults();
   world().run_for(kSafetyPhase);
   liveness();

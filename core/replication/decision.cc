@@ -29,7 +29,7 @@ SyncDecision regular(HandshakeCase kind, SyncSource source) {
 
 std::string_view sync_source_name(SyncSource source) {
   switch (source) {
-    case SyncSource::undefined:
+    case SyncSource::undef:
       return "undefined";
     case SyncSource::primary:
       return "primary";

@@ -38,6 +38,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/proto/messages.h"
+
 namespace hast::replication {
 
 struct Counters {
@@ -46,8 +48,8 @@ struct Counters {
   friend bool operator==(const Counters&, const Counters&) = default;
 };
 
-// Wire values of `syncsrc` (§6.3).
-enum class SyncSource : std::uint8_t { undefined = 0, primary = 1, secondary = 2 };
+// Which node a synchronisation copies from: the wire's `syncsrc` (§6.3).
+using SyncSource = proto::SyncSource;
 
 std::string_view sync_source_name(SyncSource source);
 
@@ -80,7 +82,7 @@ struct PrimaryView {
 
 struct SyncDecision {
   HandshakeCase kind;
-  SyncSource source = SyncSource::undefined;  // undefined when refused
+  SyncSource source = SyncSource::undef;  // undefined when refused
   MapToSend map = MapToSend::none;
   bool adopt_resuid = false;  // the secondary takes the primary's resuid and persists it
   bool reply_virgin = false;  // the reply carries `virgin`

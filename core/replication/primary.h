@@ -59,7 +59,7 @@ struct PrimaryStats {
 
 struct SyncProgress {
   bool running = false;
-  SyncSource source = SyncSource::undefined;
+  SyncSource source = SyncSource::undef;
   std::uint64_t synced_bytes = 0;  // in the current or last sync
   std::uint64_t total_bytes = 0;   // dirty bytes when the current sync started
 };
@@ -143,7 +143,7 @@ class Primary {
   std::uint64_t link_number_ = 0;
   std::uint8_t version_ = 1;  // the header version before the first negotiation (§6.1)
   bool split_brain_reported_ = false;
-  SyncSource sync_source_ = SyncSource::undefined;
+  SyncSource sync_source_ = SyncSource::undef;
   Counters secondary_counters_;
   // Remote writes acknowledged but not yet covered by a remote FLUSH (defect 9).
   std::vector<std::pair<std::uint64_t, std::uint64_t>> unflushed_;

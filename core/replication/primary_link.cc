@@ -108,8 +108,7 @@ Result<void> Primary::handshake(Link& link) {
   }
   HAST_TRY(local_.persist_map(local_.map().generation()));
   secondary_counters_ = Counters{reply->local_count, reply->remote_count};
-  sync_source_ = reply->sync_source == proto::SyncSource::secondary ? SyncSource::secondary
-                                                                    : SyncSource::primary;
+  sync_source_ = reply->sync_source;
   if (sync_source_ == SyncSource::secondary && local_.map().sync_pending() &&
       !local_.metadata().inconsistent) {
     // This node is the sync target until the sync completes.

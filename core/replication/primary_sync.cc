@@ -187,7 +187,7 @@ Result<void> Primary::finish_extent(meta::ExtentIndex extent, std::uint64_t pass
 Result<void> Primary::sync_complete() {
   if (!connected()) return ok();
   stats_.syncs_completed++;
-  sync_source_ = SyncSource::undefined;
+  sync_source_ = SyncSource::undef;
   if (link_->peer.batch_flush) ignore_error(link_->queue.push(0), "a lost link resyncs");
   if (local_.metadata().inconsistent) {
     HAST_TRY(local_.update_metadata([](meta::Metadata& cleared) {

@@ -73,8 +73,8 @@ Result<void> SecondarySession::run(const proto::IdentityRequest& identity) {
   return serve();
 }
 
-Result<std::vector<std::byte>> SecondarySession::map_for(proto::SyncSource, int map_choice) {
-  switch (static_cast<MapToSend>(map_choice)) {
+Result<std::vector<std::byte>> SecondarySession::map_for(MapToSend choice) {
+  switch (choice) {
     case MapToSend::none:
       return std::vector<std::byte>();
     case MapToSend::on_disk:
@@ -125,7 +125,7 @@ Result<void> SecondarySession::handshake(const proto::IdentityRequest& identity)
   }
   if (!decision.warning.empty())
     log_warning(context_.io.log, "[{}] {}", context_.config.name, decision.warning);
-  auto map = map_for(to_proto(decision.source), static_cast<int>(decision.map));
+  auto map = map_for(decision.map);
   if (!map) return fail(map.error());
   // This node is about to be a sync target: persist that it is inconsistent until the
   // primary says the sync completed (defect 8). Only a primary that speaks our extensions
@@ -144,7 +144,7 @@ Result<void> SecondarySession::handshake(const proto::IdentityRequest& identity)
   reply.local_count = local_.metadata().local_count;
   reply.remote_count = local_.metadata().remote_count;
   reply.virgin = decision.reply_virgin;
-  reply.sync_source = to_proto(decision.source);
+  reply.sync_source = decision.source;
   reply.mapsize = static_cast<std::uint32_t>(map->size());
   reply.extensions = our_extensions();
   proto::Nv nv = reply.to_nv();

@@ -24,6 +24,7 @@
 #include "core/io/network.h"
 #include "core/proto/messages.h"
 #include "core/replication/context.h"
+#include "core/replication/decision.h"
 #include "core/replication/local_component.h"
 
 namespace hast::replication {
@@ -57,7 +58,7 @@ class SecondarySession {
   void sender_loop();
   Result<void> receive_one();
   void execute(Pending pending);
-  Result<std::vector<std::byte>> map_for(proto::SyncSource source, int map_choice);
+  Result<std::vector<std::byte>> map_for(MapToSend choice);
 
   ResourceContext& context_;
   LocalComponent& local_;

@@ -56,13 +56,7 @@ TEST_CASE("Replication: a pair replicates, survives a secondary crash and conver
     INFO(std::string(hast::config::replication_name(mode)));
     SimCluster cluster(options_for(7, mode));
     auto& world = cluster.world();
-    cluster.start(kA, true);
-    cluster.start(kB, true);
-    world.at(Instant{} + 10ms, "roles", [&] {
-      REQUIRE(cluster.set_role(kB, Role::secondary));
-      REQUIRE(cluster.set_role(kA, Role::primary));
-    });
-    world.at(Instant{} + 100ms, "workload", [&] { cluster.workload().start(); });
+    cluster.start_pair(kA, kB, 100ms);
     world.at(Instant{} + 1500ms, "kill", [&] { cluster.node(kB).kill(); });
     world.at(Instant{} + 2500ms, "restart", [&] { cluster.start(kB); });
     world.at(Instant{} + 2600ms, "role", [&] { cluster.set_role(kB, Role::secondary); });
@@ -89,13 +83,7 @@ TEST_CASE("Replication: failover after the primary dies keeps every acknowledged
     INFO(std::string(hast::config::replication_name(mode)));
     SimCluster cluster(options_for(11, mode));
     auto& world = cluster.world();
-    cluster.start(kA, true);
-    cluster.start(kB, true);
-    world.at(Instant{} + 10ms, "roles", [&] {
-      REQUIRE(cluster.set_role(kB, Role::secondary));
-      REQUIRE(cluster.set_role(kA, Role::primary));
-    });
-    world.at(Instant{} + 100ms, "workload", [&] { cluster.workload().start(); });
+    cluster.start_pair(kA, kB, 100ms);
     world.at(Instant{} + 1200ms, "kill primary", [&] { cluster.node(kA).kill(); });
     world.at(Instant{} + 1300ms, "promote", [&] { REQUIRE(cluster.set_role(kB, Role::primary)); });
     world.at(Instant{} + 2500ms, "restart", [&] { cluster.start(kA); });
@@ -115,13 +103,7 @@ TEST_CASE("Replication: failover after the primary dies keeps every acknowledged
 TEST_CASE("Replication: a split-brain is detected and never merged", "[sim][replication]") {
   SimCluster cluster(options_for(13, hast::config::ReplicationMode::memsync));
   auto& world = cluster.world();
-  cluster.start(kA, true);
-  cluster.start(kB, true);
-  world.at(Instant{} + 10ms, "roles", [&] {
-    REQUIRE(cluster.set_role(kB, Role::secondary));
-    REQUIRE(cluster.set_role(kA, Role::primary));
-  });
-  world.at(Instant{} + 100ms, "workload", [&] { cluster.workload().start(); });
+  cluster.start_pair(kA, kB, 100ms);
   world.at(Instant{} + 1000ms, "partition", [&] { world.network().partition_both(kA, kB); });
   // The operator promotes B while A, cut off, still serves: both take writes.
   world.at(Instant{} + 1200ms, "promote", [&] { REQUIRE(cluster.set_role(kB, Role::primary)); });
@@ -165,13 +147,7 @@ FallbackResult run_read_fallback(hast::replication::Mutation mutation, bool seco
   options.workload.read_weight = 50;
   SimCluster cluster(options);
   auto& world = cluster.world();
-  cluster.start(kA, true);
-  cluster.start(kB, true);
-  world.at(Instant{} + 10ms, "roles", [&] {
-    cluster.set_role(kB, Role::secondary);
-    cluster.set_role(kA, Role::primary);
-  });
-  world.at(Instant{} + 50ms, "workload", [&] { cluster.workload().start(); });
+  cluster.start_pair(kA, kB, 50ms);
   hast::sim::SimDiskFaults failing;
   failing.write_error_probability = 1;
   if (secondary_fails) {
@@ -220,12 +196,7 @@ bool pairs_after_early_power_loss(hast::replication::Mutation mutation, std::uin
   options.mutation = mutation;
   SimCluster cluster(options);
   auto& world = cluster.world();
-  cluster.start(kA, true);
-  cluster.start(kB, true);
-  world.at(Instant{} + 10ms, "roles", [&] {
-    cluster.set_role(kB, Role::secondary);
-    cluster.set_role(kA, Role::primary);
-  });
+  cluster.start_pair(kA, kB, std::nullopt);
   REQUIRE(world.run_until([&] { return cluster.count_events(kA, HookEvent::connect) > 0; },
                           Instant{} + 5s));
   world.after(100us, "power loss", [&] { cluster.node(kA).power_loss(); });

@@ -48,7 +48,7 @@ const Row kRows[] = {
      HandshakeCase::inconsistent_counters,
      SyncSource::primary,
      MapToSend::all_ones},
-    {{3, 3}, {4, 2}, HandshakeCase::split_brain, SyncSource::undefined, MapToSend::none},
+    {{3, 3}, {4, 2}, HandshakeCase::split_brain, SyncSource::undef, MapToSend::none},
     {{3, 3}, {4, 3}, HandshakeCase::secondary_out_of_date, SyncSource::primary, MapToSend::on_disk},
     {{3, 3},
      {4, 4},
@@ -57,7 +57,7 @@ const Row kRows[] = {
      MapToSend::all_ones},
     // Varying the secondary instead: it wrote as primary since the common state (4,3).
     {{4, 3}, {3, 3}, HandshakeCase::primary_out_of_date, SyncSource::secondary, MapToSend::on_disk},
-    {{4, 3}, {4, 3}, HandshakeCase::split_brain, SyncSource::undefined, MapToSend::none},
+    {{4, 3}, {4, 3}, HandshakeCase::split_brain, SyncSource::undef, MapToSend::none},
     {{0, 0}, {0, 0}, HandshakeCase::in_sync, SyncSource::primary, MapToSend::on_disk},
     {{0, 0}, {1, 0}, HandshakeCase::secondary_out_of_date, SyncSource::primary, MapToSend::on_disk},
 };
@@ -122,7 +122,7 @@ TEST_CASE("Decision: first contact, and a disk from another pair", "[unit][repli
   auto swapped = decide_sync(SecondaryView{41, {3, 3}}, PrimaryView{42, {3, 3}});
   CHECK(swapped.kind == HandshakeCase::resuid_mismatch);
   CHECK(swapped.refusal == "Resource unique ID mismatch (primary=42, secondary=41).");
-  CHECK(swapped.source == SyncSource::undefined);
+  CHECK(swapped.source == SyncSource::undef);
 }
 
 namespace {
