@@ -1,0 +1,159 @@
+#include "real/ring.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "core/assert.h"
+
+namespace hast::real {
+namespace {
+
+// user_data tags that are not an Op: completions of cancel requests (ignored) and of the
+// eventfd read. Ops are at least 8-byte aligned, so they never collide with these.
+constexpr std::uint64_t tag_ignored = 0;
+constexpr std::uint64_t tag_eventfd = 1;
+
+__kernel_timespec to_timespec(Duration duration) {
+  if (duration < Duration::zero()) duration = Duration::zero();
+  auto seconds = std::chrono::duration_cast<std::chrono::seconds>(duration);
+  return __kernel_timespec{seconds.count(), (duration - seconds).count()};
+}
+
+}  // namespace
+
+Ring::Ring(fiber::Scheduler& scheduler, unsigned entries) : scheduler_(scheduler) {
+  int rc = io_uring_queue_init(entries, &ring_, 0);
+  HAST_ASSERT_MSG(rc == 0, "io_uring_queue_init: {}", std::strerror(-rc));
+  event_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  HAST_ASSERT_MSG(event_fd_ >= 0, "eventfd: {}", std::strerror(errno));
+}
+
+Ring::~Ring() {
+  HAST_ASSERT_MSG(in_flight_ == 0, "Ring destroyed with operations in flight (drain first)");
+  io_uring_queue_exit(&ring_);  // cancels the eventfd read, if armed
+  ::close(event_fd_);
+}
+
+io_uring_sqe* Ring::next_sqe() {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  if (sqe == nullptr) {
+    io_uring_submit(&ring_);
+    sqe = io_uring_get_sqe(&ring_);
+  }
+  HAST_ASSERT_MSG(sqe != nullptr, "io_uring submission queue full after submit");
+  return sqe;
+}
+
+int Ring::await(Op& op, Deadline deadline) {
+  in_flight_++;
+  op.waker = scheduler_.prepare_wait();
+  fiber::WakeReason reason = scheduler_.wait(deadline);
+  if (op.done) return op.result;
+  // Timed out or cancelled: the kernel still owns the buffers until the CQE arrives.
+  cancel(op);
+  while (!op.done) {
+    op.waker = scheduler_.prepare_wait();
+    scheduler_.wait(std::nullopt, /*interruptible=*/false);
+  }
+  if (op.result != -ECANCELED) return op.result;
+  return reason == fiber::WakeReason::timed_out ? -ETIMEDOUT : -ECANCELED;
+}
+
+void Ring::cancel(Op& op) {
+  io_uring_sqe* sqe = next_sqe();
+  io_uring_prep_cancel(sqe, &op, 0);
+  io_uring_sqe_set_data64(sqe, tag_ignored);
+}
+
+void Ring::arm_eventfd() {
+  if (eventfd_armed_) return;
+  io_uring_sqe* sqe = next_sqe();
+  io_uring_prep_read(sqe, event_fd_, &event_value_, sizeof event_value_, 0);
+  io_uring_sqe_set_data64(sqe, tag_eventfd);
+  eventfd_armed_ = true;
+}
+
+void Ring::wait(Deadline deadline) {
+  arm_eventfd();
+  io_uring_submit(&ring_);
+  io_uring_cqe* cqe = nullptr;
+  int rc;
+  if (deadline) {
+    __kernel_timespec timeout = to_timespec(*deadline - scheduler_.clock().now());
+    rc = io_uring_wait_cqe_timeout(&ring_, &cqe, &timeout);
+  } else {
+    rc = io_uring_wait_cqe(&ring_, &cqe);
+  }
+  HAST_ASSERT_MSG(rc == 0 || rc == -ETIME || rc == -EINTR || rc == -EAGAIN,
+                  "io_uring wait: {}", std::strerror(-rc));
+  reap();
+}
+
+void Ring::reap() {
+  io_uring_cqe* cqe = nullptr;
+  unsigned head = 0;
+  unsigned count = 0;
+  io_uring_for_each_cqe(&ring_, head, cqe) {
+    count++;
+    std::uint64_t tag = io_uring_cqe_get_data64(cqe);
+    if (tag == tag_ignored) continue;
+    if (tag == tag_eventfd) {
+      eventfd_armed_ = false;
+      notify_count_++;
+      if (on_notify_) on_notify_();
+      continue;
+    }
+    Op* op = reinterpret_cast<Op*>(static_cast<std::uintptr_t>(tag));
+    op->result = cqe->res;
+    op->done = true;
+    in_flight_--;
+    op->waker.wake();
+  }
+  io_uring_cq_advance(&ring_, count);
+}
+
+void Ring::drain() {
+  HAST_ASSERT_MSG(!scheduler_.in_fiber(), "Ring::drain() called from a fiber");
+  if (in_flight_ == 0) return;
+  io_uring_sqe* sqe = next_sqe();
+  io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+  io_uring_sqe_set_data64(sqe, tag_ignored);
+  while (in_flight_ > 0) {
+    io_uring_submit(&ring_);
+    io_uring_cqe* cqe = nullptr;
+    int rc = io_uring_wait_cqe(&ring_, &cqe);
+    HAST_ASSERT_MSG(rc == 0 || rc == -EINTR, "io_uring drain: {}", std::strerror(-rc));
+    reap();
+  }
+}
+
+void Ring::notify() {
+  std::uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(event_fd_, &one, sizeof one);
+}
+
+Error errno_error(int negative_errno, std::string_view what) {
+  int e = -negative_errno;
+  std::string context = fmt::format("{}: {}", what, std::strerror(e));
+  switch (e) {
+    case ECONNREFUSED: return Error(Errc::refused, context);
+    case ETIMEDOUT: case ETIME: return Error(Errc::timed_out, context);
+    case ECANCELED: return Error(Errc::cancelled, context);
+    case ECONNRESET: case EPIPE: case ENOTCONN: case ECONNABORTED: case EHOSTUNREACH:
+    case ENETUNREACH: return Error(Errc::disconnected, context);
+    case EADDRINUSE: case EBUSY: case EWOULDBLOCK: return Error(Errc::busy, context);
+    case EOPNOTSUPP: case ENOTTY: case ENOSYS: return Error(Errc::unsupported, context);
+    case ENOENT: case ENXIO: return Error(Errc::not_found, context);
+    case ENOSPC: return Error(Errc::no_space, context);
+    case EINVAL: case EADDRNOTAVAIL: return Error(Errc::invalid_argument, context);
+    case EACCES: case EPERM: return Error(Errc::refused, context);
+    default: return Error(Errc::io, context);
+  }
+}
+
+}  // namespace hast::real

@@ -1,0 +1,92 @@
+// Ring: the production poller. One io_uring per scheduler thread; every disk, socket and
+// timer wait of real/ goes through it (DESIGN.md §3).
+//
+// Model: a fiber prepares one SQE with run(), which suspends it until the CQE arrives and
+// returns cqe->res (a byte count, a descriptor, or -errno). SQEs prepared during one
+// scheduling pass are submitted together when the scheduler runs out of runnable fibers
+// and calls wait(), which blocks in the kernel until a completion or the next timer.
+//
+// Buffers: run() returns only after the kernel has completed the operation, so the
+// caller's buffers are never touched after it returns. A deadline that passes or a
+// cancelled fiber cancels the operation (IORING_OP_ASYNC_CANCEL) and still waits for its
+// completion; run() then returns -ETIMEDOUT or -ECANCELED unless the operation finished
+// first. Before the scheduler is shut down, the owner calls drain(): every operation in
+// flight is cancelled and completed, so unwinding fibers frees no buffer the kernel holds.
+//
+// Threads: a Ring serves the one thread that runs its scheduler; notify() is the only
+// method another thread may call (it wakes wait() through an eventfd).
+#pragma once
+
+#include <liburing.h>
+
+#include <cstdint>
+#include <functional>
+
+#include "core/fiber/scheduler.h"
+#include "core/io/clock.h"
+
+namespace hast::real {
+
+class Ring final : public fiber::Poller {
+ public:
+  // Aborts when the ring cannot be set up (io_uring unavailable): the daemon cannot run.
+  Ring(fiber::Scheduler& scheduler, unsigned entries = 256);
+  ~Ring() override;
+  Ring(const Ring&) = delete;
+  Ring& operator=(const Ring&) = delete;
+
+  // Prepares one SQE with `prep(sqe)`, submits it with the next batch and suspends the
+  // calling fiber until it completes. Returns cqe->res. Called from a fiber.
+  template <typename Prep>
+  int run(Prep&& prep, Deadline deadline = std::nullopt) {
+    Op op;
+    io_uring_sqe* sqe = next_sqe();
+    prep(sqe);
+    io_uring_sqe_set_data(sqe, &op);
+    return await(op, deadline);
+  }
+
+  // Poller: submits pending SQEs and waits for completions until `deadline`.
+  void wait(Deadline deadline) override;
+
+  // Cancels every operation in flight and waits until each has completed. Called from
+  // the scheduler's thread, outside any fiber, before Scheduler::shutdown().
+  void drain();
+
+  // Wakes a blocked wait() from any thread; the poller then calls the on_notify callback
+  // on the scheduler's thread (outside fibers), which may wake or cancel fibers. Several
+  // notifications may be seen as one.
+  void notify();
+  void set_on_notify(std::function<void()> callback) { on_notify_ = std::move(callback); }
+  std::uint64_t notify_count() const { return notify_count_; }
+
+  std::uint64_t in_flight() const { return in_flight_; }
+
+ private:
+  struct Op {
+    fiber::Waker waker;
+    int result = 0;
+    bool done = false;
+  };
+
+  io_uring_sqe* next_sqe();
+  int await(Op& op, Deadline deadline);
+  void cancel(Op& op);
+  void reap();
+  void arm_eventfd();
+
+  fiber::Scheduler& scheduler_;
+  io_uring ring_{};
+  int event_fd_ = -1;
+  std::uint64_t event_value_ = 0;
+  std::uint64_t notify_count_ = 0;
+  std::uint64_t in_flight_ = 0;
+  bool eventfd_armed_ = false;
+  std::function<void()> on_notify_;
+};
+
+// Converts a negative-errno result of run() into an Errc for the Result world; `what`
+// names the operation for the error message.
+Error errno_error(int negative_errno, std::string_view what);
+
+}  // namespace hast::real
