@@ -89,8 +89,8 @@ void Ring::wait(Deadline deadline) {
   } else {
     rc = io_uring_wait_cqe(&ring_, &cqe);
   }
-  HAST_ASSERT_MSG(rc == 0 || rc == -ETIME || rc == -EINTR || rc == -EAGAIN,
-                  "io_uring wait: {}", std::strerror(-rc));
+  HAST_ASSERT_MSG(rc == 0 || rc == -ETIME || rc == -EINTR || rc == -EAGAIN, "io_uring wait: {}",
+                  std::strerror(-rc));
   reap();
 }
 
@@ -141,18 +141,41 @@ Error errno_error(int negative_errno, std::string_view what) {
   int e = -negative_errno;
   std::string context = fmt::format("{}: {}", what, std::strerror(e));
   switch (e) {
-    case ECONNREFUSED: return Error(Errc::refused, context);
-    case ETIMEDOUT: case ETIME: return Error(Errc::timed_out, context);
-    case ECANCELED: return Error(Errc::cancelled, context);
-    case ECONNRESET: case EPIPE: case ENOTCONN: case ECONNABORTED: case EHOSTUNREACH:
-    case ENETUNREACH: return Error(Errc::disconnected, context);
-    case EADDRINUSE: case EBUSY: case EWOULDBLOCK: return Error(Errc::busy, context);
-    case EOPNOTSUPP: case ENOTTY: case ENOSYS: return Error(Errc::unsupported, context);
-    case ENOENT: case ENXIO: return Error(Errc::not_found, context);
-    case ENOSPC: return Error(Errc::no_space, context);
-    case EINVAL: case EADDRNOTAVAIL: return Error(Errc::invalid_argument, context);
-    case EACCES: case EPERM: return Error(Errc::refused, context);
-    default: return Error(Errc::io, context);
+    case ECONNREFUSED:
+      return Error(Errc::refused, context);
+    case ETIMEDOUT:
+    case ETIME:
+      return Error(Errc::timed_out, context);
+    case ECANCELED:
+      return Error(Errc::cancelled, context);
+    case ECONNRESET:
+    case EPIPE:
+    case ENOTCONN:
+    case ECONNABORTED:
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+      return Error(Errc::disconnected, context);
+    case EADDRINUSE:
+    case EBUSY:
+    case EWOULDBLOCK:
+      return Error(Errc::busy, context);
+    case EOPNOTSUPP:
+    case ENOTTY:
+    case ENOSYS:
+      return Error(Errc::unsupported, context);
+    case ENOENT:
+    case ENXIO:
+      return Error(Errc::not_found, context);
+    case ENOSPC:
+      return Error(Errc::no_space, context);
+    case EINVAL:
+    case EADDRNOTAVAIL:
+      return Error(Errc::invalid_argument, context);
+    case EACCES:
+    case EPERM:
+      return Error(Errc::refused, context);
+    default:
+      return Error(Errc::io, context);
   }
 }
 

@@ -1,9 +1,9 @@
 // The io_uring poller under the fiber scheduler: completions wake fibers, deadlines and
 // cancellation cancel the kernel operation and still wait for it, batches larger than the
 // submission queue go through, another thread can wake the poller.
-#include <catch2/catch.hpp>
 #include <fcntl.h>
 #include <unistd.h>
+#include <catch2/catch.hpp>
 
 #include <cerrno>
 #include <thread>
@@ -38,7 +38,8 @@ struct Pipe {
 TEST_CASE("Ring: a nop completes with its result", "[real][ring]") {
   Loop loop;
   int result = -1;
-  REQUIRE(loop.scheduler.spawn("nop", [&] { result = loop.ring.run([](io_uring_sqe* sqe) { io_uring_prep_nop(sqe); }); }));
+  REQUIRE(loop.scheduler.spawn(
+      "nop", [&] { result = loop.ring.run([](io_uring_sqe* sqe) { io_uring_prep_nop(sqe); }); }));
   loop.run();
   CHECK(result == 0);
   CHECK(loop.ring.in_flight() == 0);
@@ -65,8 +66,8 @@ TEST_CASE("Ring: a deadline cancels the read and reports a timeout", "[real][rin
   int result = 0;
   REQUIRE(loop.scheduler.spawn("reader", [&] {
     Deadline deadline = deadline_after(loop.clock, std::chrono::milliseconds(20));
-    result = loop.ring.run([&](io_uring_sqe* sqe) { io_uring_prep_read(sqe, pipe.fds[0], &byte, 1, 0); },
-                           deadline);
+    result = loop.ring.run(
+        [&](io_uring_sqe* sqe) { io_uring_prep_read(sqe, pipe.fds[0], &byte, 1, 0); }, deadline);
   }));
   loop.run();
   CHECK(result == -ETIMEDOUT);
@@ -83,7 +84,8 @@ TEST_CASE("Ring: cancelling the fiber cancels its operation", "[real][ring]") {
   char byte = 0;
   int result = 0;
   auto reader = loop.scheduler.spawn("reader", [&] {
-    result = loop.ring.run([&](io_uring_sqe* sqe) { io_uring_prep_read(sqe, pipe.fds[0], &byte, 1, 0); });
+    result = loop.ring.run(
+        [&](io_uring_sqe* sqe) { io_uring_prep_read(sqe, pipe.fds[0], &byte, 1, 0); });
   });
   REQUIRE(reader);
   REQUIRE(loop.scheduler.spawn("canceller", [&] {
@@ -101,8 +103,9 @@ TEST_CASE("Ring: a completion racing the deadline keeps its result", "[real][rin
   char byte = 0;
   int result = 0;
   REQUIRE(loop.scheduler.spawn("reader", [&] {
-    result = loop.ring.run([&](io_uring_sqe* sqe) { io_uring_prep_read(sqe, pipe.fds[0], &byte, 1, 0); },
-                           loop.clock.now());
+    result =
+        loop.ring.run([&](io_uring_sqe* sqe) { io_uring_prep_read(sqe, pipe.fds[0], &byte, 1, 0); },
+                      loop.clock.now());
   }));
   loop.run();
   // Either the read won (1 byte) or the deadline did; never a lost byte with a timeout.
