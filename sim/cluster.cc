@@ -166,15 +166,26 @@ std::optional<replication::ResourceStatus> SimCluster::status(NodeId id) {
 }
 
 bool SimCluster::data_identical() {
+  return !first_difference().has_value();
+}
+
+std::optional<std::uint64_t> SimCluster::first_difference() {
   HAST_ASSERT(data_size_ > 0);
   std::vector<std::byte> left(1 << 16), right(1 << 16);
   for (std::uint64_t at = 0; at < data_size_; at += left.size()) {
     std::uint64_t n = std::min<std::uint64_t>(left.size(), data_size_ - at);
     disks_[0]->peek_current(local_offset_ + at, std::span(left).first(n));
     disks_[1]->peek_current(local_offset_ + at, std::span(right).first(n));
-    if (!std::equal(left.begin(), left.begin() + n, right.begin())) return false;
+    auto [l, r] = std::mismatch(left.begin(), left.begin() + n, right.begin());
+    if (l != left.begin() + n) return at + static_cast<std::uint64_t>(l - left.begin());
   }
-  return true;
+  return std::nullopt;
+}
+
+SectorValue SimCluster::peek_sector(NodeId id, std::uint64_t data_offset) {
+  std::vector<std::byte> sector(sector_bytes);
+  disks_[id]->peek_current(local_offset_ + data_offset, sector);
+  return decode_sector(sector);
 }
 
 std::uint64_t SimCluster::count_events(NodeId id, replication::HookEvent event) const {

@@ -81,7 +81,12 @@ class SimCluster {
   // ---- Checks ----
   // The data areas of both disks hold the same bytes (pristine view, cache included).
   bool data_identical();
+  // Data-area offset of the first byte that differs between the two disks' current
+  // contents, or nullopt when they are identical.
+  std::optional<std::uint64_t> first_difference();
   std::uint64_t data_size() const { return data_size_; }
+  // What one sector of a node's data area holds now (the pristine view, cache included).
+  SectorValue peek_sector(NodeId id, std::uint64_t data_offset);
   std::uint64_t count_events(NodeId id, replication::HookEvent event) const;
 
  private:

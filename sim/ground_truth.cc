@@ -201,10 +201,7 @@ std::vector<Violation> GroundTruth::check_read(std::uint64_t offset,
     if (value.kind != SectorValue::Kind::garbage && admissible(sector, value, issue, end)) {
       continue;
     }
-    std::string what = value.kind == SectorValue::Kind::garbage ? "garbage"
-                       : value.kind == SectorValue::Kind::zero
-                           ? "zero"
-                           : fmt::format("write {} (its sector {})", value.id, value.index);
+    std::string what = describe_value(value);
     found.push_back(Violation{
         "O1", fmt::format("sector {} (byte {}) read {} in a read issued at {}ns; history: {}",
                           sector, sector * sector_bytes, what, issue.time_since_epoch().count(),
@@ -212,6 +209,18 @@ std::vector<Violation> GroundTruth::check_read(std::uint64_t offset,
   }
   violations_.insert(violations_.end(), found.begin(), found.end());
   return found;
+}
+
+std::string GroundTruth::describe_value(const SectorValue& value) {
+  switch (value.kind) {
+    case SectorValue::Kind::garbage:
+      return "garbage";
+    case SectorValue::Kind::zero:
+      return "zero";
+    case SectorValue::Kind::stamped:
+      break;
+  }
+  return fmt::format("write {} (its sector {})", value.id, value.index);
 }
 
 std::string GroundTruth::describe_sector(std::uint64_t sector) const {

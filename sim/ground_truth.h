@@ -100,6 +100,10 @@ class GroundTruth {
   const WriteRecord& write(WriteId id) const;
   std::size_t write_count() const { return writes_.size(); }
   std::uint64_t reads_checked() const { return reads_checked_; }
+  // The writes to `sector` (index of 512-byte sectors) with their times and outcomes.
+  std::string describe_sector(std::uint64_t sector) const;
+  // "w12#3" (write 12, its sector 3), "zero" or "garbage".
+  static std::string describe_value(const SectorValue& value);
 
  private:
   struct Flush {
@@ -112,7 +116,6 @@ class GroundTruth {
                   Instant read_end) const;
   bool candidate(const WriteRecord& write, std::uint64_t sector, const SectorValue& value,
                  Instant read_end) const;
-  std::string describe_sector(std::uint64_t sector) const;
 
   std::vector<WriteRecord> writes_;  // index = id - 1
   // Writes per sector, in issue order. Only looked up, never iterated: hashing is safe for

@@ -44,6 +44,7 @@ class Runner {
       : options_(options),
         mode_(mode),
         cluster_timeout_(cluster_options.timeout_seconds),
+        extent_size_(cluster_options.extent_size),
         cluster_(cluster_options),
         plan_(derive_seed(options.seed, "swarm-plan")) {}
 
@@ -63,10 +64,12 @@ class Runner {
   Instant last_event(NodeId id, HookEvent event) const;
   bool diverged() const;
   void check(RunReport& report);
+  std::string describe_difference(std::uint64_t offset);
 
   RunOptions options_;
   config::ReplicationMode mode_;
   int cluster_timeout_ = 20;
+  std::uint32_t extent_size_;
   SimCluster cluster_;
   Prng plan_;
   NodeId primary_ = 0;
@@ -321,14 +324,26 @@ void Runner::liveness() {
   cluster_.recreate(split_loser_, Role::secondary);
 }
 
+std::string Runner::describe_difference(std::uint64_t offset) {
+  std::uint64_t sector = offset / sector_bytes;
+  return fmt::format(
+      "converged, but the data areas differ: first at sector {} (extent {}): {} holds {}, {} "
+      "holds {}; history: {}",
+      sector, offset / extent_size_, cluster_.node(0).name(),
+      GroundTruth::describe_value(cluster_.peek_sector(0, sector * sector_bytes)),
+      cluster_.node(1).name(),
+      GroundTruth::describe_value(cluster_.peek_sector(1, sector * sector_bytes)),
+      cluster_.truth().describe_sector(sector));
+}
+
 void Runner::check(RunReport& report) {
   auto& violations = report.violations;
   violations = cluster_.truth().violations();
   bool done = world().run_until([this] { return converged(); }, world().now() + kConvergenceLimit);
   if (!done) {
     violations.push_back(Violation{"O4", "the pair did not converge within the limit"});
-  } else if (!cluster_.data_identical()) {
-    violations.push_back(Violation{"O4", "converged, but the data areas differ"});
+  } else if (auto differ = cluster_.first_difference()) {
+    violations.push_back(Violation{"O4", describe_difference(*differ)});
   }
   std::uint64_t reported = cluster_.count_events(0, HookEvent::split_brain) +
                            cluster_.count_events(1, HookEvent::split_brain);

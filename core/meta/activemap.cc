@@ -26,6 +26,7 @@ Activemap::Activemap(std::uint64_t data_size_bytes, std::uint32_t extent_size_by
       sync_(extent_count_),
       marked_in_walk_(extent_count_),
       image_(extent_count_),
+      image_set_at_(extent_count_, 0),
       lru_(extent_count_, keep_dirty) {
   HAST_ASSERT(is_power_of_two(extent_size_bytes));
   HAST_ASSERT(extent_count_ <= extent_count_max);
@@ -118,6 +119,7 @@ bool Activemap::refresh_image(std::uint64_t extent) {
   if (image_.test(extent) == bit) return false;
   if (bit) {
     image_.set(extent);
+    image_set_at_[extent] = generation_ + 1;  // the generation note_changes() makes next
   } else {
     // The two facts the O3 oracle rests on: never unmark a pending or unsynced extent.
     HAST_ASSERT(pending_[extent] == 0);
@@ -140,12 +142,16 @@ NeedsFlush Activemap::write_start(std::uint64_t offset, std::uint64_t length) {
   std::uint64_t first = first_extent(offset, length);
   std::uint64_t last = last_extent(offset, length);
   bool changed = false;
+  // A bit already set by an image that is not durable yet (its write is in flight or
+  // failed) protects nothing: this write must wait for that image too.
+  bool undurable = false;
   // Count the write pending on all its extents first, so that the keep-dirty evictions
   // below never unmark one of them (a write wider than keep_dirty evicts its own extents).
   for (std::uint64_t extent = first; extent <= last; extent++) {
     HAST_ASSERT_MSG(pending_[extent] < 0xffffffffu, "pending writes overflow on {}", extent);
     if (pending_[extent]++ == 0 && !sync_.test(extent)) dirty_count_++;
     changed = refresh_image(extent) || changed;
+    undurable = undurable || image_set_at_[extent] > durable_generation_;
   }
   for (std::uint64_t extent = first; extent <= last; extent++) {
     auto touch = lru_.touch(ExtentIndex{extent});
@@ -154,7 +160,8 @@ NeedsFlush Activemap::write_start(std::uint64_t offset, std::uint64_t length) {
     HAST_ASSERT(image_.test(extent));
   }
   HAST_ASSERT(dirty_count_ <= extent_count_);
-  return note_changes(changed);
+  if (note_changes(changed) == NeedsFlush::yes || undurable) return NeedsFlush::yes;
+  return NeedsFlush::no;
 }
 
 NeedsFlush Activemap::write_complete(std::uint64_t offset, std::uint64_t length, RemoteAck ack) {
@@ -236,6 +243,7 @@ Result<void> Activemap::load_image(std::span<const std::byte> image) {
   if (!(image_ == sync_)) generation_++;
   image_ = sync_;
   durable_generation_ = generation_;
+  std::fill(image_set_at_.begin(), image_set_at_.end(), 0);
   HAST_ASSERT(dirty_count_ <= extent_count_);
   return ok();
 }

@@ -120,7 +120,8 @@ class Activemap {
   // ---- Regular writes ----
   // Before a WRITE is issued to either component: counts it pending on every extent it
   // covers and moves those extents to the front of the keep-dirty list. NeedsFlush::yes
-  // when an extent became marked: the image must be durable before the data is written.
+  // when an extent became marked, or was marked by an image not yet durable (its write is
+  // in flight or failed): the current image must be durable before the data is written.
   [[nodiscard]] NeedsFlush write_start(std::uint64_t offset, std::uint64_t length);
   // After both legs of a write started with the same range finished (whatever the local
   // result). With RemoteAck::yes an extent with no other pending write becomes clean,
@@ -216,6 +217,9 @@ class Activemap {
   // Extents marked for sync after the walk last entered them: sync_extent_done keeps them.
   Bitmap marked_in_walk_;
   Bitmap image_;  // image(e), kept in step with the state above
+  // Per extent: the generation whose image first had its bit set (0: loaded from disk).
+  // The bit protects a write only once that generation is durable.
+  std::vector<std::uint64_t> image_set_at_;
   ExtentLru lru_;
   std::uint64_t dirty_count_ = 0;  // extents with dirty(e)
   std::uint64_t sync_count_ = 0;   // extents with sync(e)

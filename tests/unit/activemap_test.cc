@@ -71,7 +71,8 @@ TEST_CASE("Activemap: keep-dirty saves map updates as in HAST", "[unit][meta]") 
   // The first write to an extent marks it: flush before writing data.
   CHECK(map.write_start(0, 512) == NeedsFlush::yes);
   CHECK(map.generation() == 1);
-  // A second write to the same extent changes nothing on disk.
+  map.map_flushed(1);
+  // A second write to the same extent changes nothing on disk (the mark is durable).
   CHECK(map.write_start(1024, 512) == NeedsFlush::no);
   CHECK(map.pending_writes(ExtentIndex{0}) == 2);
   CHECK(map.write_complete(0, 512, RemoteAck::yes) == NeedsFlush::no);
@@ -84,6 +85,7 @@ TEST_CASE("Activemap: keep-dirty saves map updates as in HAST", "[unit][meta]") 
   // A third extent evicts the least recently written (0), whose bit goes away with the same
   // update that sets the new one.
   CHECK(map.write_start(8 * kib, 100) == NeedsFlush::yes);
+  map.map_flushed(map.generation());
   CHECK(set_bits(map) == std::vector<std::uint64_t>{1, 2});
   CHECK(map.keep_dirty_extents() == std::vector<ExtentIndex>{ExtentIndex{2}, ExtentIndex{1}});
   // Touching 1 again moves it to the front: then 3 evicts 2, which is still pending.
@@ -138,6 +140,7 @@ TEST_CASE("Activemap: a write the secondary did not acknowledge stays dirty (def
 TEST_CASE("Activemap: need_sync marks a range without a pending write", "[unit][meta]") {
   Activemap map(8 * 4 * kib, 4 * kib, 64, 512);
   CHECK(map.need_sync(5 * kib, 4 * kib) == NeedsFlush::yes);  // extents 1 and 2
+  map.map_flushed(map.generation());
   CHECK(map.need_sync(5 * kib, 100) == NeedsFlush::no);
   CHECK(set_bits(map) == std::vector<std::uint64_t>{1, 2});
   // A write to a sync extent does not need an update either, and stays after completion.
@@ -204,6 +207,7 @@ TEST_CASE("Activemap: a mark made after the walk entered an extent survives its 
           "[unit][meta]") {
   Activemap map(4 * 8 * kib, 8 * kib, 64, 512);
   CHECK(map.need_sync(0, 1) == NeedsFlush::yes);
+  map.map_flushed(map.generation());
   auto chunk = map.next_sync_chunk(4 * kib);
   REQUIRE(chunk.has_value());
   // A write lands in the part already copied and the secondary does not acknowledge it.
@@ -303,6 +307,25 @@ TEST_CASE("Activemap: one durable update serves every write waiting on it", "[un
   map.map_flushed(first_needs);
   CHECK(map.durable_generation() == flushed);
   CHECK(map.stats().map_updates == 1);
+}
+
+// Swarm seed 368 (async): a write found its extent's bit already set by an image whose
+// write was still in flight (later it failed), went ahead without waiting, and after a
+// kill the extent was clean on disk: the sync skipped it and the copies differed.
+TEST_CASE("Activemap: a bit set by an image that is not durable yet still needs a flush",
+          "[unit][meta]") {
+  Activemap map(16 * 4 * kib, 4 * kib, 64, 512);
+  CHECK(map.write_start(0, 512) == NeedsFlush::yes);
+  auto marked = map.generation();
+  // A second write to the same extent before that image is durable must wait for it.
+  CHECK(map.write_start(512, 512) == NeedsFlush::yes);
+  CHECK(map.generation() == marked);  // nothing new to write: the same image covers it
+  map.map_flushed(marked);
+  CHECK(map.write_start(1024, 512) == NeedsFlush::no);
+  // An image loaded from disk is durable: its bits protect writes at once.
+  Activemap loaded(16 * 4 * kib, 4 * kib, 64, 512);
+  REQUIRE(loaded.load_image(map.encode_image()));
+  CHECK(loaded.write_start(0, 512) == NeedsFlush::no);
 }
 
 // ---- Model-based property ----
