@@ -1,0 +1,149 @@
+// Internals of RealNetwork (real/net.h): socket addresses and their resolution, the
+// descriptor shared by the fibers that wait on it, and the Connection and Listener
+// handles. Only real/net*.cc include this file.
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string_view>
+
+#include "core/io/network.h"
+#include "core/result.h"
+#include "real/ring.h"
+
+namespace hast::real::net {
+
+// A resolved address in the form bind and connect take.
+struct SocketAddress {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+
+  int family() const { return storage.ss_family; }
+  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage); }
+};
+
+// Resolves `address`: a Unix path as is; a TCP host first as a numeric literal, then as
+// a name through getaddrinfo (blocking). `family` (AF_INET, AF_INET6 or AF_UNSPEC)
+// narrows the choice further than the address's own kind. The first result wins.
+// Errors: Errc::not_found (unknown name), Errc::invalid_argument (wrong family, path too
+// long).
+Result<SocketAddress> resolve(const Address& address, int family);
+
+// The canonical Address of a socket address (see real/net.h).
+Address to_address(const sockaddr_storage& storage, socklen_t length);
+
+// Errors from plain socket calls: `errno` as an Error naming `what` and `address`.
+Error socket_error(int error_number, std::string_view what, const Address& address);
+
+// One socket descriptor and the ring operations in flight on it.
+//
+// Model: run() counts the operation in flight for as long as the ring holds it.
+// close() marks the socket closed and shuts both directions down, so that operations in
+// flight complete promptly (recv with 0 bytes, send with EPIPE, accept with an error);
+// the descriptor is closed by whichever of close() and the last operation comes last.
+// After close() no new operation starts.
+class Socket {
+ public:
+  explicit Socket(int fd);
+  // Closes the descriptor if still open; asserts nothing is in flight.
+  ~Socket();
+  Socket(const Socket&) = delete;
+  Socket& operator=(const Socket&) = delete;
+
+  bool closed() const { return closed_; }
+  unsigned in_flight() const { return in_flight_; }
+
+  // Runs one ring operation on the descriptor: `prep(sqe, fd)` prepares it. Returns
+  // cqe->res (or -ETIMEDOUT / -ECANCELED, see Ring::run). Precondition: !closed().
+  template <typename Prep>
+  int run(Ring& ring, Prep&& prep, Deadline deadline) {
+    HAST_ASSERT(!closed_);
+    HAST_ASSERT(fd_ >= 0);
+    in_flight_++;
+    OpGuard guard{*this};
+    return ring.run([&](io_uring_sqe* sqe) { prep(sqe, fd_); }, deadline);
+  }
+
+  // Idempotent; never suspends.
+  void close();
+
+ private:
+  // Ends one operation, also when its fiber is unwound.
+  struct OpGuard {
+    Socket& socket;
+    ~OpGuard() { socket.op_done(); }
+  };
+
+  void op_done();
+  void release();
+
+  int fd_;
+  unsigned in_flight_ = 0;
+  bool closed_ = false;
+};
+
+// A connected stream socket (accepted or connected). Contract: core/io/network.h and
+// real/net.h. Errors: Errc::disconnected when the peer closed or reset the connection or
+// when it was closed locally; Errc::timed_out at the deadline; Errc::cancelled when the
+// calling fiber is cancelled.
+class RealConnection final : public Connection {
+ public:
+  RealConnection(Ring& ring, int fd, Address local, Address peer);
+
+  Result<void> send(std::span<const std::byte> data, Deadline deadline) override;
+  Result<void> recv_exact(std::span<std::byte> buffer, Deadline deadline) override;
+  void close() override { socket_.close(); }
+  Address peer_address() const override { return peer_; }
+  Address local_address() const override { return local_; }
+
+ private:
+  Error failure(int negative_errno, std::string_view what) const;
+  Error closed_error(std::string_view what) const;
+
+  Ring& ring_;
+  Socket socket_;
+  Address local_;
+  Address peer_;
+};
+
+// A listening socket. accept() sets TCP_NODELAY on TCP connections and skips over
+// connections that failed before they were accepted; when the process or the system is
+// out of descriptors or memory it pauses (accept_pause) and tries again, so a daemon's
+// accept loop survives the shortage. Errors: Errc::cancelled after close() or when the
+// calling fiber is cancelled; Errc::timed_out at the deadline; other errors of the
+// listening socket itself as errno_error maps them.
+class RealListener final : public Listener {
+ public:
+  // A Unix listener's socket file, identified by (device, inode): close() removes it
+  // if the path still names that file.
+  struct OwnedPath {
+    dev_t device = 0;
+    ino_t inode = 0;
+  };
+  RealListener(Ring& ring, int fd, Address address, std::optional<OwnedPath> owned_path);
+  ~RealListener() override;
+
+  Result<std::unique_ptr<Connection>> accept(Deadline deadline) override;
+  void close() override;
+  Address address() const override { return address_; }
+
+ private:
+  // One accept attempt: a connection, or std::nullopt for a transient failure to retry.
+  Result<std::optional<std::unique_ptr<Connection>>> accept_once(Deadline deadline);
+  Result<std::optional<std::unique_ptr<Connection>>> adopt(int fd, const sockaddr_storage& peer,
+                                                           socklen_t peer_length);
+  Result<void> pause(Deadline deadline);
+  void remove_socket_file();
+
+  Ring& ring_;
+  Socket socket_;
+  Address address_;
+  std::optional<OwnedPath> owned_path_;
+};
+
+}  // namespace hast::real::net
