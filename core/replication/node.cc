@@ -7,14 +7,29 @@
 #include "core/replication/secondary.h"
 
 namespace hast::replication {
+namespace {
+
+// Every resource on the node's own disk (the simulator).
+class NodeDisk final : public DiskProvider {
+ public:
+  explicit NodeDisk(Disk& disk) : disk_(disk) {}
+  Result<Disk*> open(const config::ResourceConfig&) override { return &disk_; }
+  void close(const config::ResourceConfig&) override {}
+
+ private:
+  Disk& disk_;
+};
+
+}  // namespace
 
 // One configured resource on this node.
 class Resource {
  public:
   Resource(NodeIo& io, const config::ResourceConfig& config, EventSink& events,
-           FrontendFactory& frontends, Timing timing, Mutation mutation)
+           FrontendFactory& frontends, DiskProvider& disks, Timing timing, Mutation mutation)
       : context_{io, config, events, timing, mutation},
         frontends_(frontends),
+        disks_(disks),
         sessions_(io.scheduler) {}
 
   ~Resource() { HAST_ASSERT(role_ == meta::Role::init || context_.io.scheduler.is_shut_down()); }
@@ -31,9 +46,13 @@ class Resource {
  private:
   void stop_role();
   Result<void> start_role(meta::Role role);
+  Result<meta::Metadata> read_own_metadata();
+  void close_disk();
 
   ResourceContext context_;
   FrontendFactory& frontends_;
+  DiskProvider& disks_;
+  Disk* disk_ = nullptr;  // open while the role is not init
   meta::Role role_ = meta::Role::init;
   std::unique_ptr<LocalComponent> local_;
   std::unique_ptr<BlockFrontend> frontend_;
@@ -51,8 +70,7 @@ Result<meta::Role> Resource::set_role(meta::Role role, bool force) {
   meta::Role old = role_;
   if (role == old) return old;
   if (role == meta::Role::primary && !force) {
-    auto metadata =
-        read_metadata(context_.io.disk, context_.config.local_path, context_.config.name);
+    auto metadata = read_own_metadata();
     if (metadata && metadata->inconsistent) {
       // Defect 8: a half-synced node holds a mix of old and new extents.
       log_error(context_.io.log,
@@ -91,13 +109,35 @@ void Resource::stop_role() {
   first_.reset();
   session_up_ = false;
   local_.reset();
+  close_disk();
+}
+
+void Resource::close_disk() {
+  if (disk_ == nullptr) return;
+  disk_ = nullptr;
+  disks_.close(context_.config);
+}
+
+// The metadata on the provider, opened for the read when the role is init.
+Result<meta::Metadata> Resource::read_own_metadata() {
+  bool opened_here = disk_ == nullptr;
+  if (opened_here) {
+    auto disk = disks_.open(context_.config);
+    if (!disk) return fail(disk.error());
+    disk_ = *disk;
+  }
+  auto metadata = read_metadata(*disk_, context_.config.local_path, context_.config.name);
+  if (opened_here) close_disk();
+  return metadata;
 }
 
 Result<void> Resource::start_role(meta::Role role) {
   if (role == meta::Role::init) return ok();
-  auto local =
-      LocalComponent::open(context_.io.disk, context_.io.scheduler, context_.config.local_path,
-                           context_.config.name, context_.config.metaflush);
+  auto disk = disks_.open(context_.config);
+  if (!disk) return fail(disk.error());
+  disk_ = *disk;
+  auto local = LocalComponent::open(*disk_, context_.io.scheduler, context_.config.local_path,
+                                    context_.config.name, context_.config.metaflush);
   if (!local) return fail(local.error());
   local_ = std::move(*local);
   local_->test_set_mutation(context_.mutation);
@@ -177,18 +217,24 @@ ResourceStatus Resource::status() const {
 }
 
 HastNode::HastNode(NodeIo& io, config::NodeConfig config, EventSink& events,
-                   FrontendFactory& frontends, Timing timing, Mutation mutation)
+                   FrontendFactory& frontends, Timing timing, Mutation mutation,
+                   DiskProvider* disks)
     : io_(io),
       config_(std::move(config)),
       events_(events),
       frontends_(frontends),
       timing_(timing),
       fibers_(io.scheduler) {
+  if (disks == nullptr) {
+    node_disk_ = std::make_unique<NodeDisk>(io.disk);
+    disks = node_disk_.get();
+  }
   for (const config::ResourceConfig& resource : config_.resources) {
     Timing resource_timing = timing_;
     resource_timing.timeout = std::chrono::seconds(resource.timeout_seconds);
-    resources_.emplace(resource.name, std::make_unique<Resource>(io_, resource, events_, frontends_,
-                                                                 resource_timing, mutation));
+    resources_.emplace(resource.name,
+                       std::make_unique<Resource>(io_, resource, events_, frontends_, *disks,
+                                                  resource_timing, mutation));
   }
 }
 

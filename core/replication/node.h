@@ -46,6 +46,20 @@ class FrontendFactory {
   virtual void close(BlockFrontend& frontend) = 0;
 };
 
+// Where each resource's local component (its `local` provider) comes from. A resource
+// opens it when its role leaves init and closes it when the role returns to init, so that
+// `hastctl create` and `dump` can use the provider while the resource is off (HAST opens
+// the provider in the worker only). The simulator hands out the node's one disk.
+class DiskProvider {
+ public:
+  virtual ~DiskProvider() = default;
+  // Opens the provider of `resource`. The Disk stays valid until close(resource). Errors
+  // name the path (missing, in use by another process, not a multiple of the sector size).
+  virtual Result<Disk*> open(const config::ResourceConfig& resource) = 0;
+  // Closes what open(resource) returned; nothing of it is in use any more.
+  virtual void close(const config::ResourceConfig& resource) = 0;
+};
+
 // What `hastctl status` and `list` show of one resource (§3.4, §3.5).
 struct ResourceStatus {
   std::string name;
@@ -69,9 +83,10 @@ class Resource;
 
 class HastNode {
  public:
-  // `mutation` is the simulator's (mutation.h); production passes none.
+  // `mutation` is the simulator's (mutation.h); production passes none. Without `disks`
+  // every resource uses io.disk (the simulator's one disk per node).
   HastNode(NodeIo& io, config::NodeConfig config, EventSink& events, FrontendFactory& frontends,
-           Timing timing, Mutation mutation = Mutation::none);
+           Timing timing, Mutation mutation = Mutation::none, DiskProvider* disks = nullptr);
   ~HastNode();
   HastNode(const HastNode&) = delete;
   HastNode& operator=(const HastNode&) = delete;
@@ -101,6 +116,7 @@ class HastNode {
   EventSink& events_;
   FrontendFactory& frontends_;
   Timing timing_;
+  std::unique_ptr<DiskProvider> node_disk_;  // when no DiskProvider was given
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::map<std::string, std::unique_ptr<Resource>, std::less<>> resources_;
   fiber::TaskGroup fibers_;
