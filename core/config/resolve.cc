@@ -20,6 +20,7 @@ namespace hast::config {
 namespace {
 
 // Where `frontend nbd` listens and `frontend fuse` links when the file does not say.
+// Where NBD sockets go when the control socket is not a Unix socket.
 constexpr std::string_view nbd_socket_directory = "/var/run/hast";
 constexpr std::string_view fuse_link_directory = "/dev/hast";
 
@@ -61,13 +62,16 @@ ConfiguredAddress default_address(std::string_view text) {
 }
 
 // Fills in the defaults of a frontend: nbd's socket and fuse's link are per resource.
-FrontendConfig complete_frontend(FrontendConfig frontend, std::string_view resource) {
+// The NBD socket goes next to the control socket, so that two nodes on one machine (each
+// with its own control socket) get their own.
+FrontendConfig complete_frontend(FrontendConfig frontend, std::string_view resource,
+                                 std::string_view socket_directory) {
   HAST_ASSERT(!resource.empty());
   if (frontend.kind == FrontendKind::nbd && !frontend.nbd_address) {
     // Built directly, not parsed: a resource name may contain "://".
     Address address;
     address.kind = Address::Kind::unix_socket;
-    address.path = fmt::format("{}/{}.nbd", nbd_socket_directory, resource);
+    address.path = fmt::format("{}/{}.nbd", socket_directory, resource);
     frontend.nbd_address = ConfiguredAddress{address.path, address};
   }
   if (frontend.kind == FrontendKind::fuse && !frontend.fuse_link) {
@@ -115,7 +119,7 @@ Result<void> resolve_resource_node(const ResourceSection& section, const Section
   resource.source = last_set(nodes, &Settings::source);
   FrontendConfig frontend = first_of<FrontendConfig>(
       {last_set(nodes, &Settings::frontend), settings.frontend}, FrontendConfig{});
-  resource.frontend = complete_frontend(std::move(frontend), section.name);
+  resource.frontend = std::move(frontend);
   return ok();
 }
 
@@ -181,6 +185,16 @@ Result<NodeConfig> resolve(const Config& config, const NodeIdentity& identity,
   }
   HAST_TRY(resolve_daemon(config, identity, families, node));
   HAST_ASSERT(!node.listen.empty());
+  std::string_view directory = nbd_socket_directory;
+  const Address& control = node.control.address;
+  if (control.kind == Address::Kind::unix_socket) {
+    auto slash = control.path.rfind('/');
+    if (slash != std::string::npos) directory = std::string_view(control.path).substr(0, slash);
+    if (slash == 0) directory = "/";
+  }
+  for (ResourceConfig& resource : node.resources) {
+    resource.frontend = complete_frontend(std::move(resource.frontend), resource.name, directory);
+  }
   return node;
 }
 

@@ -122,6 +122,10 @@ TEST_CASE("Config: two nodes on one machine, chosen with --node", "[unit][config
   CHECK(two.control.address == unix_socket("/tmp/hast/node2.ctl"));
   CHECK(one.pidfile == "/tmp/hast/node1.pid");
   CHECK(two.pidfile == "/tmp/hast/node2.pid");
+  // The default NBD socket sits next to the node's control socket.
+  for (const auto& resource : one.resources) {
+    CHECK(resource.frontend.nbd_address->address.path.starts_with("/tmp/hast/"));
+  }
   // A node section's listen counts: no default addresses are added.
   REQUIRE(one.listen.size() == 1);
   REQUIRE(two.listen.size() == 1);
@@ -169,8 +173,8 @@ TEST_CASE("Config: every default", "[unit][config]") {
   CHECK(!r.source.has_value());
   CHECK(r.syncrate_bytes_per_second == 0);
   CHECK(r.frontend.kind == config::FrontendKind::nbd);
-  CHECK(r.frontend.nbd_address->text == "/var/run/hast/r.nbd");
-  CHECK(r.frontend.nbd_address->address == unix_socket("/var/run/hast/r.nbd"));
+  CHECK(r.frontend.nbd_address->text == "/var/run/r.nbd");
+  CHECK(r.frontend.nbd_address->address == unix_socket("/var/run/r.nbd"));
   CHECK(!r.frontend.fuse_link.has_value());
 }
 
@@ -368,7 +372,7 @@ resource nbd { local /d on fbsd_h1 { remote none frontend fuse } }
   auto nbd_unix = resolve_r(resource_r("frontend nbd unix:///run/r.sock"));
   CHECK(nbd_unix.frontend.nbd_address->address == unix_socket("/run/r.sock"));
   auto nbd_default = resolve_r(resource_r("frontend nbd syncrate 5"));
-  CHECK(nbd_default.frontend.nbd_address->text == "/var/run/hast/r.nbd");
+  CHECK(nbd_default.frontend.nbd_address->text == "/var/run/r.nbd");
   CHECK(nbd_default.syncrate_bytes_per_second == 5);
   auto fuse = resolve_r(resource_r("frontend fuse /dev/hast/link"));
   CHECK(fuse.frontend.kind == config::FrontendKind::fuse);
