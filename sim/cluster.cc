@@ -31,9 +31,10 @@ class SimCluster::Frontends final : public replication::FrontendFactory {
  public:
   Frontends(SimCluster& cluster, NodeIo& io, NodeId node)
       : cluster_(cluster), io_(io), node_(node) {}
-  std::unique_ptr<BlockFrontend> open(const config::ResourceConfig&,
-                                      std::uint64_t data_size) override {
-    return std::make_unique<SimBlockFrontend>(io_.scheduler, *cluster_.workload_, node_, data_size);
+  Result<std::unique_ptr<BlockFrontend>> open(const config::ResourceConfig&,
+                                              std::uint64_t data_size) override {
+    return std::unique_ptr<BlockFrontend>(
+        std::make_unique<SimBlockFrontend>(io_.scheduler, *cluster_.workload_, node_, data_size));
   }
   void close(BlockFrontend& frontend) override { static_cast<SimBlockFrontend&>(frontend).close(); }
 

@@ -142,7 +142,9 @@ Result<void> Resource::start_role(meta::Role role) {
   local_ = std::move(*local);
   local_->test_set_mutation(context_.mutation);
   if (role == meta::Role::secondary) return ok();
-  frontend_ = frontends_.open(context_.config, local_->data_size());
+  auto frontend = frontends_.open(context_.config, local_->data_size());
+  if (!frontend) return fail(frontend.error());
+  frontend_ = std::move(*frontend);
   primary_ = std::make_unique<Primary>(context_, *local_, frontend_.get());
   return primary_->start();
 }

@@ -39,9 +39,10 @@ namespace hast::replication {
 class FrontendFactory {
  public:
   virtual ~FrontendFactory() = default;
-  // Opens the device of `resource`, `data_size` bytes. Null: serve no clients.
-  virtual std::unique_ptr<BlockFrontend> open(const config::ResourceConfig& resource,
-                                              std::uint64_t data_size) = 0;
+  // Opens the device of `resource`, `data_size` bytes. Null: serve no clients. An error
+  // (the device cannot be served) makes the role change to primary fail.
+  virtual Result<std::unique_ptr<BlockFrontend>> open(const config::ResourceConfig& resource,
+                                                      std::uint64_t data_size) = 0;
   // Stops taking requests (queued ones fail); called before the primary stops.
   virtual void close(BlockFrontend& frontend) = 0;
 };

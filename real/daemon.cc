@@ -1,0 +1,286 @@
+#include "real/daemon.h"
+
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "core/control/server.h"
+#include "core/fiber/event.h"
+#include "core/proto/frame.h"
+#include "core/replication/node.h"
+#include "real/clock.h"
+#include "real/hooks.h"
+#include "real/host.h"
+#include "real/log.h"
+#include "real/net.h"
+#include "real/pidfile.h"
+#include "real/resources.h"
+#include "real/ring.h"
+
+namespace hast::real {
+namespace {
+
+constexpr int ex_ok = 0;
+constexpr int ex_oserr = 71;
+constexpr int ex_tempfail = 75;
+constexpr int ex_config = 78;
+constexpr std::size_t kStackBytes = 1024 * 1024;  // liblzf keeps ~512 KiB on the stack
+constexpr Duration kReportInterval = std::chrono::seconds(5);
+
+// NodeIo's disk: unused by hastd, whose resources get their own (PosixDiskProvider).
+class NoDisk final : public Disk {
+ public:
+  Result<void> read(std::uint64_t, std::span<std::byte>) override { return none(); }
+  Result<void> write(std::uint64_t, std::span<const std::byte>, Fua) override { return none(); }
+  Result<void> flush() override { return none(); }
+  Result<void> discard(std::uint64_t, std::uint64_t) override { return none(); }
+  std::uint64_t size() const override { return 0; }
+  DiskProperties properties() const override { return {}; }
+
+ private:
+  static Result<void> none() { return fail(Errc::unsupported, "no node disk in hastd"); }
+};
+
+// Blocks the signals hastd handles (they are read from a signalfd by a fiber instead).
+int block_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int signal : {SIGHUP, SIGINT, SIGTERM, SIGCHLD}) sigaddset(&set, signal);
+  HAST_ASSERT(sigprocmask(SIG_BLOCK, &set, nullptr) == 0);
+  ::signal(SIGPIPE, SIG_IGN);  // a closed peer is an error return, never a signal
+  return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+std::unique_ptr<Log> make_log(const DaemonOptions& options) {
+  LogLevel threshold = options.debug > 0 ? LogLevel::debug : LogLevel::info;
+  if (options.foreground) return std::make_unique<StderrLog>(std::string(), threshold);
+  return std::make_unique<SyslogLog>(std::string(), threshold);
+}
+
+// Everything that lives while hastd serves, in construction order.
+class Daemon {
+ public:
+  Daemon(const DaemonOptions& options, std::string config_path, config::NodeConfig config,
+         Log& log)
+      : options_(options),
+        config_path_(std::move(config_path)),
+        log_(log),
+        stacks_(kStackBytes),
+        scheduler_(clock_, stacks_, nullptr, {}),
+        ring_(scheduler_),
+        network_(ring_),
+        io_{no_disk_, network_, clock_, random_, log_, stacks_, scheduler_},
+        hooks_(log_, exec_paths(config), hook_options(options)),
+        disks_(ring_),
+        frontends_(scheduler_, network_, log_, disks_),
+        node_(io_, config, hooks_, frontends_, timing(options), replication::Mutation::none,
+              &disks_),
+        control_(scheduler_, log_, node_, [this] { stop_requested_.set(); }),
+        stop_requested_(scheduler_),
+        control_address_(config.control) {}
+
+  // Opens the listen and control sockets (before daemonising, so errors reach the
+  // terminal). Errors name the address.
+  Result<void> open_sockets();
+  // Serves until stopped; returns the exit code.
+  int serve(int signal_fd);
+
+ private:
+  static HookOptions hook_options(const DaemonOptions& options) {
+    HookOptions hook;
+    hook.output = options.foreground ? HookOutput::inherit : HookOutput::null;
+    return hook;
+  }
+  static replication::Timing timing(const DaemonOptions& options) {
+    replication::Timing timing;
+    if (options.keepalive) timing.keepalive = *options.keepalive;
+    if (options.reconnect) timing.reconnect = *options.reconnect;
+    return timing;
+  }
+  void main_fiber();
+  void signal_fiber(int signal_fd);
+  void reaper_fiber();
+  void reload();
+
+  const DaemonOptions& options_;
+  std::string config_path_;
+  Log& log_;
+  RealClock clock_;
+  RealRandom random_;
+  GuardedStacks stacks_;
+  fiber::Scheduler scheduler_;
+  Ring ring_;
+  RealNetwork network_;
+  NoDisk no_disk_;
+  NodeIo io_;
+  HookRunner hooks_;
+  PosixDiskProvider disks_;
+  RealFrontends frontends_;
+  replication::HastNode node_;
+  control::ControlServer control_;
+  fiber::Event stop_requested_;
+  config::ConfiguredAddress control_address_;
+  std::unique_ptr<Listener> control_listener_;
+  int exit_code_ = ex_ok;
+};
+
+Result<void> Daemon::open_sockets() {
+  HAST_TRY(node_.start());
+  auto listener = network_.listen(control_address_.address);
+  if (!listener) {
+    return fail(listener.error().wrap(
+        fmt::format("Unable to listen on control address {}", control_address_.text)));
+  }
+  control_listener_ = std::move(*listener);
+  return ok();
+}
+
+int Daemon::serve(int signal_fd) {
+  HAST_ASSERT(scheduler_.spawn("hastd-main", [this] { main_fiber(); }).has_value());
+  HAST_ASSERT(scheduler_.spawn("hastd-signals", [this, signal_fd] { signal_fiber(signal_fd); })
+                  .has_value());
+  HAST_ASSERT(scheduler_.spawn("hastd-reaper", [this] { reaper_fiber(); }).has_value());
+  scheduler_.run(ring_);
+  ring_.drain();
+  scheduler_.shutdown();
+  return exit_code_;
+}
+
+// Starts the control server, waits for a stop request, then stops everything in order:
+// the control socket, every resource (to init: frontends closed, providers closed), and
+// the helper fibers.
+void Daemon::main_fiber() {
+  auto started = control_.start(std::move(control_listener_));
+  if (!started) {
+    log_error(log_, "Unable to serve the control socket: {}", started.error().message());
+    exit_code_ = ex_oserr;
+  } else {
+    ignore_error(stop_requested_.wait(), "stopping either way");
+  }
+  log_info(log_, "Exiting: every resource to init.");
+  control_.stop();
+  node_.stop();
+  hooks_.reap();
+  scheduler_.stop();
+}
+
+void Daemon::signal_fiber(int signal_fd) {
+  while (true) {
+    signalfd_siginfo info{};
+    int n = ring_.run([&](io_uring_sqe* sqe) {
+      io_uring_prep_read(sqe, signal_fd, &info, sizeof info, 0);
+    });
+    if (n == -ECANCELED || scheduler_.current_cancelled()) return;
+    if (n != static_cast<int>(sizeof info)) continue;
+    switch (info.ssi_signo) {
+      case SIGTERM:
+      case SIGINT:
+        log_info(log_, "Termination signal received, exiting.");
+        stop_requested_.set();
+        break;
+      case SIGHUP:
+        reload();
+        break;
+      case SIGCHLD:
+        hooks_.reap();
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+// Hooks that run too long are reported (HAST's REPORT_INTERVAL), children reaped.
+void Daemon::reaper_fiber() {
+  while (scheduler_.sleep_for(kReportInterval)) hooks_.reap();
+}
+
+// SIGHUP: re-read the file; apply the hook paths; report resource changes, which this
+// version applies at the next start of hastd.
+void Daemon::reload() {
+  log_info(log_, "Reloading configuration...");
+  auto loaded = load_node_config(config_path_, host_identity(options_.node));
+  if (!loaded) {
+    log_error(log_, "{}", loaded.error().message());
+    log_error(log_, "Configuration not reloaded.");
+    return;
+  }
+  hooks_.set_exec_paths(exec_paths(*loaded));
+  const config::NodeConfig& running = node_.config();
+  for (const config::ResourceConfig& resource : loaded->resources) {
+    const config::ResourceConfig* old = running.find(resource.name);
+    if (old == nullptr || !(*old == resource)) {
+      log_warning(log_, "[{}] Configuration changed; the change applies when hastd restarts.",
+                  resource.name);
+    }
+  }
+  log_info(log_, "Configuration reloaded (hooks).");
+}
+
+// realpath() of the configuration file, before daemonising (§1.1).
+Result<std::string> absolute_path(const std::string& path) {
+  char resolved[PATH_MAX];
+  if (::realpath(path.c_str(), resolved) == nullptr) {
+    return fail(Errc::not_found,
+                fmt::format("Unable to find configuration file {}: {}", path, std::strerror(errno)));
+  }
+  return std::string(resolved);
+}
+
+}  // namespace
+
+int run_hastd(const DaemonOptions& options) {
+  auto path = absolute_path(options.config_path);
+  if (!path) {
+    fmt::print(stderr, "hastd: {}\n", path.error().context());
+    return ex_config;
+  }
+  auto config = load_node_config(*path, host_identity(options.node));
+  if (!config) {
+    fmt::print(stderr, "hastd: {}\n", config.error().context());
+    return config_exit_code(config.error());
+  }
+  std::unique_ptr<Log> log = make_log(options);
+  std::string pidfile_path = options.pidfile.value_or(config->pidfile);
+  auto pidfile = Pidfile::open(pidfile_path);
+  if (!pidfile && pidfile.error().code() == Errc::busy) {
+    log_error(*log, "{}", pidfile.error().context());
+    if (!options.foreground) fmt::print(stderr, "hastd: {}\n", pidfile.error().context());
+    return ex_tempfail;
+  }
+  if (!pidfile) log_warning(*log, "{}", pidfile.error().context());
+  int signal_fd = block_signals();
+  HAST_ASSERT_MSG(signal_fd >= 0, "signalfd: {}", std::strerror(errno));
+  auto daemon = std::make_unique<Daemon>(options, *path, std::move(*config), *log);
+  if (auto opened = daemon->open_sockets(); !opened) {
+    log_error(*log, "{}", opened.error().message());
+    if (!options.foreground) fmt::print(stderr, "hastd: {}\n", opened.error().message());
+    return ex_oserr;
+  }
+  if (!options.foreground && ::daemon(0, 0) != 0) {
+    log_error(*log, "Unable to daemonize: {}", std::strerror(errno));
+    return ex_oserr;
+  }
+  if (pidfile && (!options.foreground || options.pidfile)) {
+    if (auto written = pidfile->write(::getpid()); !written) {
+      log_warning(*log, "{}", written.error().context());
+    }
+  }
+  log_info(*log, "Started successfully, running protocol version {}.",
+           proto::protocol_version_max);
+  int code = daemon->serve(signal_fd);
+  daemon.reset();
+  ::close(signal_fd);
+  if (pidfile) pidfile->remove();
+  return code;
+}
+
+}  // namespace hast::real

@@ -1,0 +1,36 @@
+// hastd: the production daemon (DESIGN.md §7, reference/hast-spec.md §1.1–§1.2).
+//
+// Start-up order: read and resolve the configuration (errors exit 78 naming the file and
+// line), lock the pidfile (another hastd: exit 75), open the listen sockets and the control
+// socket (exit 71 when one cannot be opened), daemonise unless foreground, write the pid,
+// then serve. Every resource starts in role `init`. All resources, the control socket,
+// signals and hooks run as fibers of one scheduler on one thread with one io_uring.
+//
+// Signals: SIGTERM and SIGINT stop the daemon cleanly (every resource to init, then exit
+// 0), as does `hastctl stop`; SIGHUP reloads what can change without touching a
+// resource (hook paths, log level) and reports the rest; SIGCHLD reaps hooks.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "core/io/clock.h"
+
+namespace hast::real {
+
+struct DaemonOptions {
+  std::string config_path = "/etc/hast.conf";
+  std::optional<std::string> pidfile;  // -P: beats the configuration's
+  std::optional<std::string> node;     // --node: the name matched against `on` sections
+  bool foreground = false;             // -F: stay attached, log to stderr
+  int debug = 0;                       // -d (repeatable): debug messages
+  // Test-only knobs (--test-keepalive-ms, --test-reconnect-ms): let the real tests run in
+  // seconds. Not for production: HAST's values are 10 s.
+  std::optional<Duration> keepalive;
+  std::optional<Duration> reconnect;
+};
+
+// Runs hastd; returns the process exit code (sysexits.h values).
+int run_hastd(const DaemonOptions& options);
+
+}  // namespace hast::real
