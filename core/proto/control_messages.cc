@@ -79,6 +79,27 @@ WorkerStatus read_worker(FieldReader& in, std::size_t i) {
   return worker;
 }
 
+void add_extensions(Nv& nv, const ResourceStatus& status, std::size_t i) {
+  if (status.inconsistent) nv.add_uint8(indexed("inconsistent", i), 1);
+  if (!status.sync) return;
+  const SyncStatus& sync = *status.sync;
+  nv.add_uint8(indexed("sync_running", i), sync.running ? 1 : 0);
+  nv.add_uint64(indexed("sync_done", i), sync.done);
+  nv.add_uint64(indexed("sync_total", i), sync.total);
+  if (sync.eta_seconds) nv.add_uint64(indexed("sync_eta", i), *sync.eta_seconds);
+}
+
+void read_extensions(FieldReader& in, ResourceStatus& status, std::size_t i) {
+  status.inconsistent = in.optional<std::uint8_t>(indexed("inconsistent", i)).value_or(0) != 0;
+  if (!in.exists(indexed("sync_total", i))) return;
+  SyncStatus sync;
+  sync.running = in.required<std::uint8_t>(indexed("sync_running", i)) != 0;
+  sync.done = in.required<std::uint64_t>(indexed("sync_done", i));
+  sync.total = in.required<std::uint64_t>(indexed("sync_total", i));
+  sync.eta_seconds = in.optional<std::uint64_t>(indexed("sync_eta", i));
+  status.sync = sync;
+}
+
 void add_resource_status(Nv& nv, const ResourceStatus& status, std::size_t i) {
   nv.add_string(indexed("resource", i), status.resource);
   if (status.error != 0) {
@@ -100,6 +121,7 @@ void add_resource_status(Nv& nv, const ResourceStatus& status, std::size_t i) {
   nv.add_string(indexed("role", i), role_name(status.role));
   nv.add_int32(indexed("workerpid", i), status.workerpid);
   if (status.worker) add_worker(nv, *status.worker, i);
+  add_extensions(nv, status, i);
 }
 
 ResourceStatus read_resource_status(FieldReader& in, std::size_t i) {
@@ -117,6 +139,7 @@ ResourceStatus read_resource_status(FieldReader& in, std::size_t i) {
   status.role = read_role_name(in, indexed("role", i));
   status.workerpid = in.required<std::int32_t>(indexed("workerpid", i));
   if (in.exists(indexed("status", i))) status.worker = read_worker(in, i);
+  read_extensions(in, status, i);
   return status;
 }
 
@@ -127,6 +150,7 @@ ResourceStatus read_resource_status(FieldReader& in, std::size_t i) {
 Nv ControlRequest::to_nv() const {
   HAST_ASSERT(!resources.empty());
   HAST_ASSERT(role.has_value() == (cmd == ControlCommand::set_role));
+  HAST_ASSERT(!force || cmd == ControlCommand::set_role);
   Nv nv;
   nv.add_uint8("cmd", static_cast<std::uint8_t>(cmd));
   if (role) {
@@ -136,6 +160,7 @@ Nv ControlRequest::to_nv() const {
   for (std::size_t i = 0; i < resources.size(); i++) {
     nv.add_string(indexed("resource", i), resources[i]);
   }
+  if (force) nv.add_uint8("force", 1);
   return nv;
 }
 
@@ -152,6 +177,7 @@ Result<ControlRequest> ControlRequest::from_nv(const Nv& nv) {
                               static_cast<unsigned>(static_cast<std::uint8_t>(role))));
     }
     request.role = role;
+    request.force = nv.get_uint8("force").value_or(0) != 0;
   }
   for (std::size_t i = 0;; i++) {
     auto name = nv.get_string(indexed("resource", i));
@@ -161,7 +187,8 @@ Result<ControlRequest> ControlRequest::from_nv(const Nv& nv) {
   if (request.resources.empty()) {
     return fail(Errc::invalid_argument, "control request: missing field 'resource0'");
   }
-  if (request.cmd != ControlCommand::set_role && request.cmd != ControlCommand::status) {
+  if (request.cmd != ControlCommand::set_role && request.cmd != ControlCommand::status &&
+      request.cmd != ControlCommand::stop) {
     return fail(Errc::unsupported, fmt::format("control request: unknown cmd {}", cmd));
   }
   return request;

@@ -10,6 +10,21 @@
 // Deviation: FreeBSD's daemon answers a request that matches no resource with an empty nv,
 // which FreeBSD's own receiver aborts on. Our replies are never empty: a reply with no
 // resources carries a top-level `error` of 0 (hastctl reads 0 as "no error").
+//
+// Extensions (DESIGN.md §1.1: extra fields FreeBSD ignores, since it looks fields up by
+// name; extra values FreeBSD answers with EHAST_UNIMPLEMENTED):
+//   request  `force` uint8 = 1     set_role only, present only when set: `role primary`
+//                                  proceeds on an inconsistent component (DESIGN.md §1.2
+//                                  item 8). FreeBSD's daemon has no such refusal.
+//   request  `cmd` = 100 (stop)    the daemon sets every resource to init and exits. Sent
+//                                  with `resource0 = "all"` (checked like any command), so
+//                                  FreeBSD's hastd answers EHAST_UNIMPLEMENTED. Its reply
+//                                  is a set-role reply with no resources: top-level error 0.
+//   set-role `error<i>` = 101, 102 see ehast_inconsistent and ehast_role_failed.
+//   status   `inconsistent<i>` uint8 = 1, present only when set (after the worker fields).
+//   status   `sync_running<i>` uint8, `sync_done<i>` uint64, `sync_total<i>` uint64 and,
+//            while running and when known, `sync_eta<i>` uint64 (seconds): the primary's
+//            synchronisation progress (SyncStatus), after `inconsistent<i>`.
 #pragma once
 
 #include <cstdint>
@@ -23,7 +38,8 @@
 
 namespace hast::proto {
 
-enum class ControlCommand : std::uint8_t { set_role = 1, status = 2 };
+// 1 and 2 are FreeBSD's; stop is ours (see the file comment).
+enum class ControlCommand : std::uint8_t { set_role = 1, status = 2, stop = 100 };
 
 // Error codes of control replies (FreeBSD's EHAST_*), per resource and top-level.
 inline constexpr std::int16_t ehast_ok = 0;
@@ -31,6 +47,13 @@ inline constexpr std::int16_t ehast_noentry = 1;  // no such resource
 inline constexpr std::int16_t ehast_invalid = 2;  // malformed request
 inline constexpr std::int16_t ehast_nomemory = 3;
 inline constexpr std::int16_t ehast_unimplemented = 4;  // unknown command
+// Ours, per resource in set-role replies (hastctl exits with the value):
+// `role primary` refused: the component is inconsistent (a sync to it did not complete);
+// the request may be repeated with `force`.
+inline constexpr std::int16_t ehast_inconsistent = 101;
+// The new role could not start (e.g. the local component could not be opened); the
+// resource is now in role init.
+inline constexpr std::int16_t ehast_role_failed = 102;
 
 // hastctl → hastd: {cmd, [role], resource0..N}. `resource0 = "all"` means every
 // configured resource.
@@ -38,16 +61,18 @@ struct ControlRequest {
   ControlCommand cmd = ControlCommand::status;
   std::optional<Role> role;  // set_role only: init, primary or secondary
   std::vector<std::string> resources;
+  bool force = false;  // set_role only: the `force` extension
 
-  // Asserts a role (init, primary or secondary) exactly for set_role and at least one
-  // resource.
+  // Asserts a role (init, primary or secondary) exactly for set_role, `force` only for
+  // set_role, and at least one resource.
   Nv to_nv() const;
   // Fails in FreeBSD's order of checks, and the error kind says how the daemon answers:
   //   Errc::corruption        missing (or 0) `cmd`: close without a reply;
   //   Errc::invalid_argument  set_role with a missing or invalid `role`, or no
   //                           `resource0`: top-level error EHAST_INVALID;
   //   Errc::unsupported       unknown `cmd`: EHAST_UNIMPLEMENTED.
-  // A mistyped `role` or `resource<i>` counts as missing (FreeBSD's lookups return 0/NULL).
+  // A mistyped `role` or `resource<i>` counts as missing (FreeBSD's lookups return 0/NULL);
+  // `force` is read only for set_role, as a uint8 that is non-zero (anything else: unset).
   static Result<ControlRequest> from_nv(const Nv& nv);
   friend bool operator==(const ControlRequest&, const ControlRequest&) = default;
 };
@@ -100,6 +125,16 @@ struct WorkerStatus {
   friend bool operator==(const WorkerStatus&, const WorkerStatus&) = default;
 };
 
+// Extension: the primary's synchronisation progress (see the file comment).
+struct SyncStatus {
+  bool running = false;     // `sync_running<i>`
+  std::uint64_t done = 0;   // `sync_done<i>`: bytes copied in the current or last sync
+  std::uint64_t total = 0;  // `sync_total<i>`: bytes to copy when that sync started
+  std::optional<std::uint64_t> eta_seconds{};  // `sync_eta<i>`: running and rate known
+
+  friend bool operator==(const SyncStatus&, const SyncStatus&) = default;
+};
+
 // One index of a status reply, fields in wire order.
 struct ResourceStatus {
   std::string resource;
@@ -117,6 +152,9 @@ struct ResourceStatus {
   std::int32_t workerpid = 0;  // 0 = none
   // Present when a worker answered: `status<i>` onwards.
   std::optional<WorkerStatus> worker;
+  // Extensions, never sent by FreeBSD.
+  bool inconsistent = false;         // `inconsistent<i>`
+  std::optional<SyncStatus> sync{};  // present when `sync_total<i>` is
 
   friend bool operator==(const ResourceStatus&, const ResourceStatus&) = default;
 };

@@ -210,6 +210,8 @@ ResourceStatus Resource::status() const {
     status.dirty_bytes = local_->map().stats().dirty_bytes;
     status.sync_extents = local_->map().stats().sync_extents;
     status.keep_dirty = local_->metadata().keep_dirty;
+    status.activemap_updates = local_->map().stats().map_updates;
+    status.requests_in_flight = primary_->requests_in_flight();
     status.primary = primary_->stats();
     status.sync = primary_->sync_progress();
   } else if (role_ == meta::Role::secondary && session_up_) {

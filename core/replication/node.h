@@ -75,6 +75,8 @@ struct ResourceStatus {
   std::uint64_t sync_extents = 0;  // extents still to copy
   std::uint32_t extent_size = 0;
   std::uint32_t keep_dirty = 0;
+  std::uint64_t activemap_updates = 0;   // activemap images made durable (`list`)
+  std::uint64_t requests_in_flight = 0;  // of request_count_max (`list` queues: idle)
   PrimaryStats primary;
   SyncProgress sync;
   bool inconsistent = false;

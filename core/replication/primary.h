@@ -62,6 +62,7 @@ struct SyncProgress {
   SyncSource source = SyncSource::undef;
   std::uint64_t synced_bytes = 0;  // in the current or last sync
   std::uint64_t total_bytes = 0;   // dirty bytes when the current sync started
+  Instant started{};               // when the current or last sync started (for the ETA)
 };
 
 class Primary {

@@ -57,7 +57,8 @@ Result<void> Primary::sync_pass(Link& link) {
   meta::Activemap& map = local_.map();
   map.sync_rewind();
   if (!map.sync_pending()) return sync_complete();
-  sync_ = SyncProgress{true, sync_source_, 0, map.stats().sync_extents * map.extent_size_bytes()};
+  sync_ = SyncProgress{true, sync_source_, 0, map.stats().sync_extents * map.extent_size_bytes(),
+                       context_.io.clock.now()};
   log_info(context_.io.log, "[{}] Synchronization started. {} to go.", context_.config.name,
            humanize(sync_.total_bytes));
   context_.report(HookEvent::syncstart);
