@@ -53,7 +53,8 @@ class NoDisk final : public Disk {
 int block_signals() {
   sigset_t set;
   sigemptyset(&set);
-  for (int signal : {SIGHUP, SIGINT, SIGTERM, SIGCHLD}) sigaddset(&set, signal);
+  for (int signal : {SIGHUP, SIGINT, SIGTERM, SIGCHLD})
+    sigaddset(&set, signal);
   HAST_ASSERT(sigprocmask(SIG_BLOCK, &set, nullptr) == 0);
   ::signal(SIGPIPE, SIG_IGN);  // a closed peer is an error return, never a signal
   return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -68,8 +69,7 @@ std::unique_ptr<Log> make_log(const DaemonOptions& options) {
 // Everything that lives while hastd serves, in construction order.
 class Daemon {
  public:
-  Daemon(const DaemonOptions& options, std::string config_path, config::NodeConfig config,
-         Log& log)
+  Daemon(const DaemonOptions& options, std::string config_path, config::NodeConfig config, Log& log)
       : options_(options),
         config_path_(std::move(config_path)),
         log_(log),
@@ -175,9 +175,8 @@ void Daemon::main_fiber() {
 void Daemon::signal_fiber(int signal_fd) {
   while (true) {
     signalfd_siginfo info{};
-    int n = ring_.run([&](io_uring_sqe* sqe) {
-      io_uring_prep_read(sqe, signal_fd, &info, sizeof info, 0);
-    });
+    int n = ring_.run(
+        [&](io_uring_sqe* sqe) { io_uring_prep_read(sqe, signal_fd, &info, sizeof info, 0); });
     if (n == -ECANCELED || scheduler_.current_cancelled()) return;
     if (n != static_cast<int>(sizeof info)) continue;
     switch (info.ssi_signo) {
@@ -200,7 +199,8 @@ void Daemon::signal_fiber(int signal_fd) {
 
 // Hooks that run too long are reported (HAST's REPORT_INTERVAL), children reaped.
 void Daemon::reaper_fiber() {
-  while (scheduler_.sleep_for(kReportInterval)) hooks_.reap();
+  while (scheduler_.sleep_for(kReportInterval))
+    hooks_.reap();
 }
 
 // SIGHUP: re-read the file; apply the hook paths; report resource changes, which this
@@ -229,8 +229,8 @@ void Daemon::reload() {
 Result<std::string> absolute_path(const std::string& path) {
   char resolved[PATH_MAX];
   if (::realpath(path.c_str(), resolved) == nullptr) {
-    return fail(Errc::not_found,
-                fmt::format("Unable to find configuration file {}: {}", path, std::strerror(errno)));
+    return fail(Errc::not_found, fmt::format("Unable to find configuration file {}: {}", path,
+                                             std::strerror(errno)));
   }
   return std::string(resolved);
 }
@@ -274,8 +274,7 @@ int run_hastd(const DaemonOptions& options) {
       log_warning(*log, "{}", written.error().context());
     }
   }
-  log_info(*log, "Started successfully, running protocol version {}.",
-           proto::protocol_version_max);
+  log_info(*log, "Started successfully, running protocol version {}.", proto::protocol_version_max);
   int code = daemon->serve(signal_fd);
   daemon.reset();
   ::close(signal_fd);

@@ -68,7 +68,8 @@ Result<config::Config> load_config(const std::string& path) {
   std::stringstream text;
   text << in.rdbuf();
   auto parsed = config::parse(text.str());
-  if (!parsed) return fail(parsed.error().code(), fmt::format("{}: {}", path, parsed.error().context()));
+  if (!parsed)
+    return fail(parsed.error().code(), fmt::format("{}: {}", path, parsed.error().context()));
   return std::move(*parsed);
 }
 

@@ -18,7 +18,8 @@ std::string holder_pid(int fd) {
   ssize_t n = ::pread(fd, text, sizeof text - 1, 0);
   if (n <= 0) return "unknown";
   std::string pid(text, static_cast<std::size_t>(n));
-  while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+  while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' '))
+    pid.pop_back();
   return pid.empty() ? "unknown" : pid;
 }
 

@@ -49,8 +49,9 @@ Result<std::unique_ptr<BlockFrontend>> RealFrontends::open(const config::Resourc
   options.export_size = data_size;
   options.block_size_min = std::max<std::uint32_t>(512, disk->properties().sector_size);
   if (options.address.is_tcp()) {
-    log_warning(log_, "[{}] Serving NBD on TCP address {}: NBD has no authentication, anyone "
-                      "who can reach it can read and write the device.",
+    log_warning(log_,
+                "[{}] Serving NBD on TCP address {}: NBD has no authentication, anyone "
+                "who can reach it can read and write the device.",
                 resource.name, frontend.nbd_address->text);
   }
   auto server = std::make_unique<nbd::NbdServer>(scheduler_, network_, log_, std::move(options));

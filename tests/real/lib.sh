@@ -39,7 +39,7 @@ write_config() {
   mkdir -p "$T/a" "$T/b"
   cat > "$T/hook.sh" <<HOOK
 #!/bin/sh
-echo "\$(date +%s.%N) \$*" >> "$T/hooks.log"
+echo "\$(date +%s.%N) \$PPID \$*" >> "$T/hooks.log"
 HOOK
   chmod +x "$T/hook.sh"
   cat > "$T/hast.conf" <<CONF
@@ -72,7 +72,6 @@ resource shared {
 CONF
 }
 
-ctl() { local n=$1; shift; "$HASTCTL" "$@" -c "$T/hast.conf" --node "$(node_name "$n")"; }
 # ctl_cmd N SUBCOMMAND ARGS...: hastctl with the subcommand first, as HAST wants it.
 ctl_cmd() { local n=$1 sub=$2; shift 2; "$HASTCTL" "$sub" -c "$T/hast.conf" --node "$(node_name "$n")" "$@"; }
 
@@ -88,6 +87,7 @@ start_node() {
   "$HASTD" -F -c "$T/hast.conf" --node "$(node_name "$n")" \
     --test-keepalive-ms 300 --test-reconnect-ms 300 >> "$T/$n/hastd.log" 2>&1 &
   PID[$n]=$!
+  echo "${PID[$n]}" >> "$T/$n/pids"
   wait_for 10 "hastd $n answers" ctl_cmd "$n" status
 }
 
@@ -124,6 +124,14 @@ data_identical() {
 }
 
 hooks_seen() { grep -c " $1 shared" "$T/hooks.log" 2>/dev/null || true; }
+# hooks_seen_on NODE EVENT: how many EVENT hooks a hastd of NODE ran (the hook's parent).
+hooks_seen_on() {
+  local count=0 pid
+  while read -r pid; do
+    count=$((count + $(grep -c "^[^ ]* $pid $2 shared" "$T/hooks.log" 2>/dev/null || true)))
+  done < "$T/$1/pids"
+  echo "$count"
+}
 
 # start_pair MODE [ipv6]: config, disks, both daemons, b secondary, a primary, in sync.
 start_pair() {

@@ -56,9 +56,9 @@ constexpr std::string_view kConfig =
 
 class NoFrontends final : public hast::replication::FrontendFactory {
  public:
-  std::unique_ptr<hast::BlockFrontend> open(const hast::config::ResourceConfig&,
-                                            std::uint64_t) override {
-    return nullptr;
+  hast::Result<std::unique_ptr<hast::BlockFrontend>> open(const hast::config::ResourceConfig&,
+                                                          std::uint64_t) override {
+    return std::unique_ptr<hast::BlockFrontend>();
   }
   void close(hast::BlockFrontend&) override {}
 };
