@@ -86,7 +86,7 @@ int create_one(Ring& ring, const config::ResourceConfig& resource, const Hastctl
   if (options.media_size) create.media_size_bytes = *options.media_size;
   auto created = replication::create_local(**disk, resource.name, create);
   if (!created) {
-    print_error(fmt::format("[{}] {}", resource.name, created.error().message()));
+    print_error(fmt::format("[{}] {}", resource.name, created.error().context()));
     return created.error().code() == Errc::invalid_argument ? exit_data_error : exit_io_error;
   }
   return exit_ok;
