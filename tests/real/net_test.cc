@@ -22,27 +22,15 @@
 #include "real/clock.h"
 #include "real/net.h"
 #include "real/ring.h"
+#include "tests/support/real_loop.h"
 
 namespace hast::real {
 namespace {
 
 using namespace std::chrono_literals;
 
-struct Loop {
-  RealClock clock;
-  GuardedStacks stacks{256 * 1024};
-  fiber::Scheduler scheduler{clock, stacks, nullptr, {}};
-  Ring ring{scheduler, 64};
+struct Loop : test::RealLoop {
   RealNetwork network{ring};
-
-  void spawn(std::string name, std::function<void()> body) {
-    REQUIRE(scheduler.spawn(std::move(name), std::move(body)));
-  }
-  void run() {
-    scheduler.run(ring);
-    ring.drain();
-  }
-  Deadline after(Duration timeout) const { return deadline_after(clock, timeout); }
 };
 
 Address address(std::string_view text) {

@@ -15,24 +15,12 @@
 #include "real/clock.h"
 #include "real/posix_disk.h"
 #include "real/ring.h"
+#include "tests/support/real_loop.h"
 
 namespace hast::real {
 namespace {
 
-struct Loop {
-  RealClock clock;
-  GuardedStacks stacks{256 * 1024};
-  fiber::Scheduler scheduler{clock, stacks, nullptr, {}};
-  Ring ring{scheduler, 64};
-
-  // Runs `body` in a fiber until every fiber is done.
-  template <typename Body>
-  void run(Body body) {
-    REQUIRE(scheduler.spawn("test", std::move(body)));
-    scheduler.run(ring);
-    ring.drain();
-  }
-};
+using Loop = test::RealLoop;
 
 struct TempDir {
   std::string path;

@@ -10,20 +10,14 @@
 
 #include "real/clock.h"
 #include "real/ring.h"
+#include "tests/support/real_loop.h"
 
 namespace hast::real {
 namespace {
 
-struct Loop {
-  RealClock clock;
-  GuardedStacks stacks{256 * 1024};
-  fiber::Scheduler scheduler{clock, stacks, nullptr, {}};
-  Ring ring{scheduler, 8};
-
-  void run() {
-    scheduler.run(ring);
-    ring.drain();
-  }
+// A small ring: batches larger than its submission queue are part of the tests.
+struct Loop : test::RealLoop {
+  Loop() : test::RealLoop(8) {}
 };
 
 struct Pipe {
