@@ -1,5 +1,6 @@
 #include "real/daemon.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -80,7 +81,7 @@ class Daemon {
         io_{no_disk_, network_, clock_, random_, log_, stacks_, scheduler_},
         hooks_(log_, exec_paths(config), hook_options(options)),
         disks_(ring_),
-        frontends_(scheduler_, network_, log_, disks_),
+        frontends_(scheduler_, network_, log_, disks_, runtime_directory(config.control)),
         node_(io_, config, hooks_, frontends_, timing(options), replication::Mutation::none,
               &disks_),
         control_(scheduler_, log_, node_, [this] { stop_requested_.set(); }),
@@ -90,8 +91,15 @@ class Daemon {
   // Opens the listen and control sockets (before daemonising, so errors reach the
   // terminal). Errors name the address.
   Result<void> open_sockets();
+  // The pidfile in use (possibly not open) and its path; a reload may replace it.
+  void adopt_pidfile(Pidfile pidfile, std::string path);
   // Serves until stopped; returns the exit code.
   int serve(int signal_fd);
+  // Instead of serve() when start-up fails after open_sockets(): the fibers it spawned
+  // never run (they are unwound), so the daemon can be destroyed.
+  void abandon() { scheduler_.shutdown(); }
+  // The pidfile in use when serve() returned, for removal at exit.
+  Pidfile release_pidfile() { return std::move(pidfile_); }
 
  private:
   static HookOptions hook_options(const DaemonOptions& options) {
@@ -109,6 +117,10 @@ class Daemon {
   void signal_fiber(int signal_fd);
   void reaper_fiber();
   void reload();
+  Result<void> apply(const config::NodeConfig& next);
+  Result<std::unique_ptr<Listener>> open_new_control(const config::NodeConfig& next);
+  void switch_control(const config::NodeConfig& next, std::unique_ptr<Listener> listener);
+  void switch_pidfile(const std::string& path);
 
   const DaemonOptions& options_;
   std::string config_path_;
@@ -129,8 +141,15 @@ class Daemon {
   fiber::Event stop_requested_;
   config::ConfiguredAddress control_address_;
   std::unique_ptr<Listener> control_listener_;
+  Pidfile pidfile_;
+  std::string pidfile_path_;
   int exit_code_ = ex_ok;
 };
+
+void Daemon::adopt_pidfile(Pidfile pidfile, std::string path) {
+  pidfile_ = std::move(pidfile);
+  pidfile_path_ = std::move(path);
+}
 
 Result<void> Daemon::open_sockets() {
   HAST_TRY(node_.start());
@@ -203,26 +222,79 @@ void Daemon::reaper_fiber() {
     hooks_.reap();
 }
 
-// SIGHUP: re-read the file; apply the hook paths; report resource changes, which this
-// version applies at the next start of hastd.
+// SIGHUP (§1.5): re-read the file and apply it; on any failure the old configuration
+// stays in force.
 void Daemon::reload() {
   log_info(log_, "Reloading configuration...");
   auto loaded = load_node_config(config_path_, host_identity(options_.node));
-  if (!loaded) {
-    log_error(log_, "{}", loaded.error().message());
-    log_error(log_, "Configuration not reloaded.");
+  if (!loaded) log_error(log_, "{}", loaded.error().message());
+  if (!loaded || !apply(*loaded)) {
+    log_warning(log_, "Configuration not reloaded.");
     return;
   }
-  hooks_.set_exec_paths(exec_paths(*loaded));
-  const config::NodeConfig& running = node_.config();
-  for (const config::ResourceConfig& resource : loaded->resources) {
-    const config::ResourceConfig* old = running.find(resource.name);
-    if (old == nullptr || !(*old == resource)) {
-      log_warning(log_, "[{}] Configuration changed; the change applies when hastd restarts.",
-                  resource.name);
-    }
+  log_info(log_, "Configuration reloaded successfully.");
+}
+
+// HAST's order: the new control socket first (the one step that may fail before any
+// change), then listeners and resources (HastNode::reload), then the switches that
+// cannot fail: control socket, hooks, pidfile.
+Result<void> Daemon::apply(const config::NodeConfig& next) {
+  auto control = open_new_control(next);
+  if (!control) return fail(control.error());
+  // While resources change, a removed resource still runs its hook for its last role
+  // change; the others already use their new `exec`.
+  ExecPaths running = exec_paths(node_.config());
+  ExecPaths during = exec_paths(next);
+  during.insert(running.begin(), running.end());
+  hooks_.set_exec_paths(during);
+  auto reloaded = node_.reload(next);
+  if (!reloaded) {
+    hooks_.set_exec_paths(running);
+    if (*control != nullptr) (*control)->close();
+    log_error(log_, "{}", reloaded.error().message());
+    return fail(reloaded.error());
   }
-  log_info(log_, "Configuration reloaded (hooks).");
+  hooks_.set_exec_paths(exec_paths(next));
+  if (*control != nullptr) switch_control(next, std::move(*control));
+  if (!options_.foreground && !options_.pidfile && next.pidfile != pidfile_path_) {
+    switch_pidfile(next.pidfile);
+  }
+  return ok();
+}
+
+// A listener on the new control address, or null when the address did not change.
+Result<std::unique_ptr<Listener>> Daemon::open_new_control(const config::NodeConfig& next) {
+  if (next.control.address == control_address_.address) return std::unique_ptr<Listener>();
+  auto listener = network_.listen(next.control.address);
+  if (!listener) {
+    log_error(log_, "Unable to listen on control address {}: {}", next.control.text,
+              listener.error().message());
+    return fail(listener.error());
+  }
+  return std::move(*listener);
+}
+
+void Daemon::switch_control(const config::NodeConfig& next, std::unique_ptr<Listener> listener) {
+  log_info(log_, "Control socket changed from {} to {}.", control_address_.text, next.control.text);
+  control_address_ = next.control;
+  auto replaced = control_.replace_listener(std::move(listener));
+  if (!replaced) log_warning(log_, "Control socket not switched: {}", replaced.error().message());
+}
+
+// Like HAST: the new file is locked and written (failures only warn); the old one goes.
+void Daemon::switch_pidfile(const std::string& path) {
+  auto opened = Pidfile::open(path);
+  if (!opened) {
+    log_warning(log_, "{}", opened.error().context());
+    return;
+  }
+  if (auto written = opened->write(::getpid()); !written) {
+    log_warning(log_, "{}", written.error().context());
+  }
+  log_info(log_, "Pidfile changed from {} to {}.", pidfile_path_, path);
+  pidfile_.remove();
+  pidfile_ = std::move(*opened);
+  pidfile_path_ = path;
 }
 
 // realpath() of the configuration file, before daemonising (§1.1).
@@ -233,6 +305,42 @@ Result<std::string> absolute_path(const std::string& path) {
                                              std::strerror(errno)));
   }
   return std::string(resolved);
+}
+
+// Like daemon(0, 0) (a new session, "/" as working directory, standard streams on
+// /dev/null), except that the parent exits only when the child calls announce_ready()
+// with the returned descriptor, after writing the pidfile: a service manager that reads
+// the pidfile when the start command returns (systemd's Type=forking) finds it. Returns
+// in the child only; the parent exits 0 once told, 1 if the child died first.
+Result<int> detach() {
+  int ready[2];
+  if (::pipe2(ready, O_CLOEXEC) != 0) return fail(Errc::io, std::strerror(errno));
+  pid_t child = ::fork();
+  if (child < 0) return fail(Errc::io, std::strerror(errno));
+  if (child > 0) {
+    ::close(ready[1]);
+    char byte = 0;
+    ssize_t n;
+    do {
+      n = ::read(ready[0], &byte, 1);
+    } while (n < 0 && errno == EINTR);
+    ::_exit(n == 1 ? 0 : 1);
+  }
+  ::close(ready[0]);
+  ::setsid();
+  if (::chdir("/") != 0) return fail(Errc::io, std::strerror(errno));
+  int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null < 0) return fail(Errc::io, std::strerror(errno));
+  for (int stream : {0, 1, 2})
+    ::dup2(null, stream);
+  if (null > 2) ::close(null);
+  return ready[1];
+}
+
+void announce_ready(int ready_fd) {
+  char byte = 1;
+  [[maybe_unused]] ssize_t n = ::write(ready_fd, &byte, 1);
+  ::close(ready_fd);
 }
 
 }  // namespace
@@ -263,22 +371,32 @@ int run_hastd(const DaemonOptions& options) {
   if (auto opened = daemon->open_sockets(); !opened) {
     log_error(*log, "{}", opened.error().message());
     if (!options.foreground) fmt::print(stderr, "hastd: {}\n", opened.error().message());
+    daemon->abandon();
     return ex_oserr;
   }
-  if (!options.foreground && ::daemon(0, 0) != 0) {
-    log_error(*log, "Unable to daemonize: {}", std::strerror(errno));
-    return ex_oserr;
+  int ready_fd = -1;
+  if (!options.foreground) {
+    auto detached = detach();
+    if (!detached) {
+      log_error(*log, "Unable to daemonize: {}", detached.error().context());
+      daemon->abandon();
+      return ex_oserr;
+    }
+    ready_fd = *detached;
   }
   if (pidfile && (!options.foreground || options.pidfile)) {
     if (auto written = pidfile->write(::getpid()); !written) {
       log_warning(*log, "{}", written.error().context());
     }
   }
+  if (ready_fd >= 0) announce_ready(ready_fd);
+  daemon->adopt_pidfile(pidfile ? std::move(*pidfile) : Pidfile(), pidfile_path);
   log_info(*log, "Started successfully, running protocol version {}.", proto::protocol_version_max);
   int code = daemon->serve(signal_fd);
+  Pidfile last = daemon->release_pidfile();
   daemon.reset();
   ::close(signal_fd);
-  if (pidfile) pidfile->remove();
+  last.remove();
   return code;
 }
 

@@ -7,8 +7,14 @@
 // signals and hooks run as fibers of one scheduler on one thread with one io_uring.
 //
 // Signals: SIGTERM and SIGINT stop the daemon cleanly (every resource to init, then exit
-// 0), as does `hastctl stop`; SIGHUP reloads what can change without touching a
-// resource (hook paths, log level) and reports the rest; SIGCHLD reaps hooks.
+// 0), as does `hastctl stop`; SIGCHLD reaps hooks; SIGHUP reloads the configuration
+// (reference/hast-spec.md §1.5): the file is read again (an error logs "Configuration not
+// reloaded." and changes nothing), a new control address is opened before anything else
+// changes and replaces the old one at the end, HastNode::reload applies the listen
+// addresses and the resources, the hooks follow the new `exec` settings, and a new
+// pidfile path is taken (only when daemonised without -P: the new file is locked and
+// written, the old one removed). The outcome is logged: "Configuration reloaded
+// successfully." or "Configuration not reloaded.".
 #pragma once
 
 #include <optional>

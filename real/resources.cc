@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "core/nbd/server.h"
+#include "real/fuse/fuse_device.h"
 
 namespace hast::real {
 
@@ -25,21 +26,36 @@ const PosixDisk* PosixDiskProvider::find(std::string_view resource) const {
   return found == open_.end() ? nullptr : found->second.get();
 }
 
+std::string runtime_directory(const config::ConfiguredAddress& control) {
+  const Address& address = control.address;
+  if (address.kind != Address::Kind::unix_socket) return std::string(default_runtime_directory);
+  auto slash = address.path.rfind('/');
+  if (slash == std::string::npos) return std::string(default_runtime_directory);
+  if (slash == 0) return "/";
+  return address.path.substr(0, slash);
+}
+
 Result<std::unique_ptr<BlockFrontend>> RealFrontends::open(const config::ResourceConfig& resource,
                                                            std::uint64_t data_size) {
-  const config::FrontendConfig& frontend = resource.frontend;
-  switch (frontend.kind) {
+  switch (resource.frontend.kind) {
     case config::FrontendKind::none:
       return std::unique_ptr<BlockFrontend>();
-    case config::FrontendKind::fuse:
-    case config::FrontendKind::ublk:
-      return fail(Errc::unsupported,
-                  fmt::format("frontend {} of resource {} is not available in this version; use "
-                              "`frontend nbd` or `frontend none`",
-                              config::frontend_name(frontend.kind), resource.name));
     case config::FrontendKind::nbd:
+      return open_nbd(resource, data_size);
+    case config::FrontendKind::fuse:
+      return open_fuse(resource, data_size);
+    case config::FrontendKind::ublk:
       break;
   }
+  return fail(Errc::unsupported,
+              fmt::format("frontend ublk of resource {} is not available in this version; use "
+                          "`frontend fuse`, `frontend nbd` or `frontend none`",
+                          resource.name));
+}
+
+Result<std::unique_ptr<BlockFrontend>> RealFrontends::open_nbd(
+    const config::ResourceConfig& resource, std::uint64_t data_size) {
+  const config::FrontendConfig& frontend = resource.frontend;
   HAST_ASSERT(frontend.nbd_address.has_value());
   const PosixDisk* disk = disks_.find(resource.name);
   HAST_ASSERT_MSG(disk != nullptr, "frontend opened before the provider of {}", resource.name);
@@ -64,7 +80,33 @@ Result<std::unique_ptr<BlockFrontend>> RealFrontends::open(const config::Resourc
   return std::unique_ptr<BlockFrontend>(std::move(server));
 }
 
+Result<std::unique_ptr<BlockFrontend>> RealFrontends::open_fuse(
+    const config::ResourceConfig& resource, std::uint64_t data_size) {
+  const config::FrontendConfig& frontend = resource.frontend;
+  HAST_ASSERT(frontend.fuse_link.has_value());
+  const PosixDisk* disk = disks_.find(resource.name);
+  HAST_ASSERT_MSG(disk != nullptr, "frontend opened before the provider of {}", resource.name);
+  fuse::FuseDeviceOptions options;
+  options.name = resource.name;
+  options.mount_point = fmt::format("{}/{}.fuse", runtime_directory_, resource.name);
+  options.link = *frontend.fuse_link;
+  options.size = data_size;
+  options.sector_size = disk->properties().sector_size;
+  auto device =
+      std::make_unique<fuse::FuseBlockDevice>(scheduler_, disks_.ring(), log_, std::move(options));
+  auto opened = device->open();
+  if (!opened) {
+    return fail(opened.error().wrap(
+        fmt::format("cannot serve {} through FUSE at {}", resource.name, *frontend.fuse_link)));
+  }
+  return std::unique_ptr<BlockFrontend>(std::move(device));
+}
+
 void RealFrontends::close(BlockFrontend& frontend) {
+  if (auto* fuse = dynamic_cast<fuse::FuseBlockDevice*>(&frontend)) {
+    fuse->close();
+    return;
+  }
   static_cast<nbd::NbdServer&>(frontend).close();
 }
 

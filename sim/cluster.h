@@ -85,6 +85,8 @@ class SimCluster {
   // contents, or nullopt when they are identical.
   std::optional<std::uint64_t> first_difference();
   std::uint64_t data_size() const { return data_size_; }
+  // Where the data area starts on each disk (both nodes share one layout).
+  std::uint64_t local_offset() const { return local_offset_; }
   // What one sector of a node's data area holds now (the pristine view, cache included).
   SectorValue peek_sector(NodeId id, std::uint64_t data_offset);
   std::uint64_t count_events(NodeId id, replication::HookEvent event) const;

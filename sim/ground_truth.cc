@@ -131,7 +131,9 @@ void GroundTruth::power_loss(Instant when) {
     bool flushed = std::any_of(flushes_.begin(), flushes_.end(), [&](const Flush& flush) {
       return flush.outcome == Outcome::ok && flush.issue >= record.end && flush.end <= when;
     });
-    if (!flushed) record.may_be_lost = true;
+    if (flushed) continue;
+    record.may_be_lost = true;
+    record.lost_to_power = true;
   }
 }
 
@@ -139,6 +141,44 @@ void GroundTruth::discard_writes(std::uint32_t node, Instant since) {
   for (WriteRecord& record : writes_) {
     if (record.node == node && record.issue >= since) record.may_be_lost = true;
   }
+}
+
+void GroundTruth::mark_dual_primary(WriteId id) {
+  HAST_ASSERT(id >= 1 && id <= writes_.size());
+  HAST_ASSERT(writes_[id - 1].outcome == Outcome::ok);
+  writes_[id - 1].dual_primary = true;
+}
+
+std::vector<WriteId> GroundTruth::dual_primary_writes() const {
+  std::vector<WriteId> ids;
+  for (const WriteRecord& record : writes_) {
+    if (record.dual_primary && !record.lost_to_power) ids.push_back(record.id);
+  }
+  return ids;
+}
+
+bool GroundTruth::holds_or_newer(WriteId id, std::uint64_t sector, const SectorValue& value) const {
+  const WriteRecord& mine = write(id);
+  HAST_ASSERT(mine.offset <= sector * sector_bytes);
+  HAST_ASSERT(sector * sector_bytes < mine.offset + mine.length);
+  auto newer = [&](const WriteRecord& other) {
+    return other.outcome == Outcome::pending || other.end > mine.issue;
+  };
+  if (value.kind == SectorValue::Kind::garbage) return false;
+  if (value.kind == SectorValue::Kind::stamped) {
+    if (value.id == 0 || value.id > writes_.size()) return false;
+    const WriteRecord& other = writes_[value.id - 1];
+    bool covers = other.offset <= sector * sector_bytes &&
+                  sector * sector_bytes < other.offset + other.length;
+    if (!covers || !candidate(other, sector, value, Instant::max())) return false;
+    return value.id == id || newer(other);
+  }
+  auto found = sector_writes_.find(sector);
+  if (found == sector_writes_.end()) return mine.zero;
+  return std::any_of(found->second.begin(), found->second.end(), [&](WriteId other) {
+    const WriteRecord& record = writes_[other - 1];
+    return record.zero && (other == id || newer(record));
+  });
 }
 
 const WriteRecord& GroundTruth::write(WriteId id) const {

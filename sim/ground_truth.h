@@ -60,6 +60,10 @@ struct WriteRecord {
   Outcome outcome = Outcome::pending;
   bool may_be_lost = false;  // acked, then a power loss may have dropped it
   std::uint32_t node = 0;    // the node that served it
+  // Acknowledged while another node also served clients as primary (O7): a zombie's
+  // write, or either side's during a split-brain.
+  bool dual_primary = false;
+  bool lost_to_power = false;  // acked and unflushed when its node lost power
 };
 
 // A violation found by an oracle, with what is needed to replay and understand it.
@@ -89,6 +93,16 @@ class GroundTruth {
   // Writes `node` served since `since` may be gone: the operator discarded that node's
   // data (split-brain recovery).
   void discard_writes(std::uint32_t node, Instant since);
+
+  // ---- O7: writes acknowledged by two primaries ----
+  // Write `id` was acknowledged OK while another node also served clients as primary.
+  void mark_dual_primary(WriteId id);
+  // Those writes, in id order, except the ones a power loss may have dropped.
+  std::vector<WriteId> dual_primary_writes() const;
+  // True when `value`, read from `sector` once the pair converged, is write `id`'s own
+  // sector or the value of a write not older than `id` (one that had not completed when
+  // `id` was issued): `id` was not lost.
+  bool holds_or_newer(WriteId id, std::uint64_t sector, const SectorValue& value) const;
 
   // ---- Checking (O1) ----
   // Judges a read of [offset, offset + data.size()) issued at `issue` that returned `data`

@@ -100,6 +100,7 @@ void SimNode::restart() {
 void SimNode::end_incarnation(DeathKind kind) {
   HAST_ASSERT_MSG(running(), "node {} is not running", name());
   world_.trace("node.death", id_, static_cast<std::uint64_t>(kind), incarnation_count_);
+  world_.notify_death(id_, kind, true);
   // Order matters: handles first, so that nothing the unwinding fibers touch can
   // complete on the dead node's behalf; then the fibers; then the objects.
   for (NodeResource* resource : incarnation_->resources)
@@ -110,6 +111,7 @@ void SimNode::end_incarnation(DeathKind kind) {
   // Bump the count so events bound to the dead incarnation are recognised as stale even
   // if the node restarts at the same instant.
   incarnation_count_++;
+  world_.notify_death(id_, kind, false);
 }
 
 void SimNode::pause(Duration duration) {
@@ -119,6 +121,7 @@ void SimNode::pause(Duration duration) {
   world_.trace("node.pause", id_, static_cast<std::uint64_t>(duration.count()));
   // An event at the end of the pause makes the world run the node's fibers again.
   world_.at_node(id_, paused_until_, "node.resume", [] {});
+  world_.notify_pause(id_, paused_until_);
 }
 
 bool SimNode::paused() const {

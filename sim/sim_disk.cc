@@ -403,6 +403,15 @@ Result<void> SimDisk::complete_flush(std::uint64_t watermark) {
   return ok();
 }
 
+std::vector<SimDisk::InFlightWrite> SimDisk::in_flight_writes() const {
+  std::vector<InFlightWrite> writes;
+  writes.reserve(in_flight_.size());
+  for (const auto& [op, entry] : in_flight_)
+    writes.push_back(InFlightWrite{entry.offset, entry.length, entry.data, entry.discard});
+  HAST_ASSERT(writes.size() == in_flight_.size());
+  return writes;
+}
+
 void SimDisk::settle_in_flight(std::uint64_t owner) {
   HAST_ASSERT(owner > 0 && owner < next_owner_);
   for (auto it = in_flight_.begin(); it != in_flight_.end();) {

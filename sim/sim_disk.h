@@ -160,6 +160,15 @@ class SimDisk {
   // dropped, drawn per write, in submission order.
   void settle_in_flight(std::uint64_t owner);
   std::size_t in_flight_count() const { return in_flight_.size(); }
+  // A write or discard submitted and not completed yet (oracles: what may land next).
+  struct InFlightWrite {
+    std::uint64_t offset = 0;
+    std::uint64_t length = 0;
+    std::span<const std::byte> data;  // empty for a discard
+    bool discard = false;
+  };
+  // In submission order; the spans stay valid until the next operation on the disk.
+  std::vector<InFlightWrite> in_flight_writes() const;
 
   // ---- Power loss and crash states ----
   // Applies a random subset of the cached writes, torn per sector and reordered, drops

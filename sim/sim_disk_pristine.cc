@@ -81,6 +81,7 @@ void SparseImage::write(std::uint64_t offset, std::span<const std::byte> data) {
     auto& chunk = chunks_[position / chunk_bytes];
     if (chunk.empty()) chunk.assign(chunk_bytes, std::byte{0});
     std::memcpy(chunk.data() + within, data.data() + done, count);
+    touch(position / chunk_bytes);
     done += count;
   }
 }
@@ -95,6 +96,7 @@ void SparseImage::zero(std::uint64_t offset, std::uint64_t length) {
     const std::uint64_t chunk_start = it->first * chunk_bytes;
     const std::uint64_t from = std::max(offset, chunk_start);
     const std::uint64_t to = std::min(end, chunk_start + chunk_bytes);
+    touch(it->first);
     if (from == chunk_start && to == chunk_start + chunk_bytes) {
       it = chunks_.erase(it);
       continue;
@@ -102,6 +104,19 @@ void SparseImage::zero(std::uint64_t offset, std::uint64_t length) {
     std::memset(it->second.data() + (from - chunk_start), 0, to - from);
     ++it;
   }
+}
+
+std::uint64_t SparseImage::range_stamp(std::uint64_t offset, std::uint64_t length) const {
+  HAST_ASSERT(offset <= size_);
+  HAST_ASSERT(length <= size_ - offset);
+  std::uint64_t stamp = floor_;
+  if (length == 0) return stamp;
+  const std::uint64_t last = (offset + length - 1) / chunk_bytes;
+  for (auto it = stamps_.lower_bound(offset / chunk_bytes);
+       it != stamps_.end() && it->first <= last; ++it) {
+    stamp = std::max(stamp, it->second);
+  }
+  return stamp;
 }
 
 std::vector<std::uint64_t> SparseImage::chunk_indices() const {

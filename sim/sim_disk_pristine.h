@@ -53,17 +53,32 @@ class SparseImage {
   void write(std::uint64_t offset, std::span<const std::byte> data);
   // Sets `length` bytes at `offset` to zero, releasing the chunks it covers whole.
   void zero(std::uint64_t offset, std::uint64_t length);
-  void clear() { chunks_.clear(); }
+  void clear() {
+    chunks_.clear();
+    stamps_.clear();
+    floor_ = ++stamp_clock_;
+  }
   std::size_t chunk_count() const { return chunks_.size(); }
   // Indices of the allocated chunks, ascending.
   std::vector<std::uint64_t> chunk_indices() const;
   // ContentHasher value over the image: equal bytes give equal hashes, whatever the
   // chunks that happen to be allocated.
   std::uint64_t content_hash() const;
+  // A number that grows whenever a byte of [offset, offset + length) may have changed (a
+  // write, zero or clear touching it), so an unchanged stamp means unchanged bytes. Lets
+  // an oracle skip ranges it has already compared. The range lies within size().
+  std::uint64_t range_stamp(std::uint64_t offset, std::uint64_t length) const;
 
  private:
+  void touch(std::uint64_t chunk) { stamps_[chunk] = ++stamp_clock_; }
+
   std::uint64_t size_;
   std::map<std::uint64_t, std::vector<std::byte>> chunks_;  // ordered: deterministic
+  // Per chunk: the stamp of its last change (kept after the chunk is released). Stamps
+  // below floor_ are stale: clear() changed everything at floor_.
+  std::map<std::uint64_t, std::uint64_t> stamps_;
+  std::uint64_t stamp_clock_ = 0;
+  std::uint64_t floor_ = 0;
 };
 
 // Hash of a disk image fed chunk by chunk in ascending index order. All-zero chunks are

@@ -126,6 +126,18 @@ class SimEndpoint;
 class SimConnection;
 class SimListener;
 
+// An observer of the byte streams (the O7 oracle): what a side of a connection handed to
+// send() and what a side's reader consumed, in stream order. Called from inside send and
+// recv; a tap must not touch the network, the world or any fiber.
+class WireTap {
+ public:
+  virtual ~WireTap() = default;
+  virtual void on_sent(ConnectionId id, NodeId node, Side side,
+                       std::span<const std::byte> bytes) = 0;
+  virtual void on_consumed(ConnectionId id, NodeId node, Side side,
+                           std::span<const std::byte> bytes) = 0;
+};
+
 class SimNetwork {
  public:
   // Created by the World; nodes are found through it by host name.
@@ -163,6 +175,9 @@ class SimNetwork {
   std::optional<ConnectionInfo> connection_info(ConnectionId id) const;
   // The id behind a Connection made by a SimEndpoint; nullopt for any other kind.
   static std::optional<ConnectionId> connection_id(const Connection& connection);
+
+  // Installs the one wire tap (nullptr removes it). The tap must outlive its installation.
+  void set_tap(WireTap* tap) { tap_ = tap; }
 
  private:
   friend class SimEndpoint;
@@ -238,6 +253,7 @@ class SimNetwork {
   SimNetworkOptions options_;
   SimNetworkCounters counters_;
   Prng* random_ = nullptr;  // world stream "net", fetched on first use
+  WireTap* tap_ = nullptr;
   std::map<ConnectionId, std::unique_ptr<Conn>> conns_;
   std::map<ListenerId, std::unique_ptr<ListenerRec>> listeners_;
   std::map<AttemptId, std::unique_ptr<Attempt>> attempts_;

@@ -475,6 +475,9 @@ Result<void> SimNetwork::conn_send(ConnectionId id, int side, std::span<const st
                            : 0;
     if (room > 0) {
       std::size_t take = std::min(room, data.size() - sent);
+      if (tap_ != nullptr) {
+        tap_->on_sent(id, self.node, static_cast<Side>(side), data.subspan(sent, take));
+      }
       transmit(conn, side, data.subspan(sent, take));
       sent += take;
       continue;
@@ -504,6 +507,9 @@ Result<void> SimNetwork::conn_recv(ConnectionId id, int side, std::span<std::byt
     if (take > 0) {
       auto first = self.received.begin() + static_cast<std::ptrdiff_t>(self.read_offset);
       std::copy(first, first + static_cast<std::ptrdiff_t>(take), buffer.begin() + filled);
+      if (tap_ != nullptr) {
+        tap_->on_consumed(id, self.node, static_cast<Side>(side), buffer.subspan(filled, take));
+      }
       self.read_offset += take;
       filled += take;
       if (self.read_offset == self.received.size()) {

@@ -6,7 +6,10 @@
 
 #include <fmt/format.h>
 
+#include "sim/activemap_oracle.h"
 #include "sim/cluster.h"
+#include "sim/latency_oracle.h"
+#include "sim/session_oracle.h"
 #include "sim/sim_network.h"
 
 namespace hast::sim {
@@ -46,7 +49,10 @@ class Runner {
         cluster_timeout_(cluster_options.timeout_seconds),
         extent_size_(cluster_options.extent_size),
         cluster_(cluster_options),
-        plan_(derive_seed(options.seed, "swarm-plan")) {}
+        plan_(derive_seed(options.seed, "swarm-plan")),
+        activemap_(cluster_),
+        latency_(cluster_, latency_options(cluster_options)),
+        sessions_(cluster_) {}
 
   RunReport run();
 
@@ -64,7 +70,10 @@ class Runner {
   Instant last_event(NodeId id, HookEvent event) const;
   bool diverged() const;
   void check(RunReport& report);
+  void check_dual_primary(std::vector<Violation>& violations);
+  void collect_online(std::vector<Violation>& violations);
   std::string describe_difference(std::uint64_t offset);
+  static LatencyOracleOptions latency_options(const ClusterOptions& cluster);
 
   RunOptions options_;
   config::ReplicationMode mode_;
@@ -78,7 +87,19 @@ class Runner {
   NodeId split_loser_ = 0;
   Instant split_since_{};
   std::map<std::string, std::uint64_t> coverage_;
+  // The online oracles watch from construction on (O3, O10, O7's session half).
+  ActivemapOracle activemap_;
+  LatencyOracle latency_;
+  SessionOracle sessions_;
 };
+
+LatencyOracleOptions Runner::latency_options(const ClusterOptions& cluster) {
+  LatencyOracleOptions options;
+  options.mode = cluster.mode;
+  options.timeout = std::chrono::seconds(cluster.timeout_seconds);
+  options.keepalive = cluster.timing.keepalive;
+  return options;
+}
 
 void Runner::say(std::string_view what) {
   world().trace_text("operator", what);
@@ -320,6 +341,9 @@ void Runner::liveness() {
   if (cluster_.count_events(split_loser_, HookEvent::split_brain) == 0) return;
   // HAST's recovery on the node whose data is discarded: init, create, secondary.
   say(fmt::format("split-brain recovery: re-create {}", cluster_.node(split_loser_).name()));
+  // O3 waits for the pair to converge: the re-created node's blank map does not cover the
+  // history its data area still holds (activemap_oracle.h).
+  activemap_.set_suspended(true);
   cluster_.truth().discard_writes(split_loser_, Instant::min());
   cluster_.recreate(split_loser_, Role::secondary);
 }
@@ -336,14 +360,62 @@ std::string Runner::describe_difference(std::uint64_t offset) {
       cluster_.truth().describe_sector(sector));
 }
 
+// The online oracles' findings, once the run is over (O3, O7, O10).
+void Runner::collect_online(std::vector<Violation>& violations) {
+  activemap_.set_suspended(false);
+  activemap_.checkpoint("after convergence");
+  latency_.finish();
+  for (const auto* found :
+       {&activemap_.violations(), &sessions_.violations(), &latency_.violations()}) {
+    violations.insert(violations.end(), found->begin(), found->end());
+  }
+  coverage_["O3 checkpoints applied"] += activemap_.applied();
+  coverage_["O7 sessions accepted"] += sessions_.sessions_accepted();
+  coverage_["O10 writes judged"] += latency_.judged();
+}
+
+// O7, zombie writes: a write acknowledged while the other node also served as primary
+// must not be merged silently. Either a split-brain was reported at reconnect (the
+// operator then chose whose data to keep), or the write survived: every sector of it holds
+// its data or a newer write's once the pair converged.
+void Runner::check_dual_primary(std::vector<Violation>& violations) {
+  GroundTruth& truth = cluster_.truth();
+  std::vector<WriteId> dual = truth.dual_primary_writes();
+  coverage_["O7 dual-primary writes"] += dual.size();
+  if (dual.empty()) return;
+  Instant first = truth.write(dual.front()).issue;
+  for (const RecordedEvent& recorded : cluster_.events()) {
+    if (recorded.record.event == HookEvent::split_brain && recorded.when >= first) return;
+  }
+  for (WriteId id : dual) {
+    const WriteRecord& write = truth.write(id);
+    for (std::uint64_t at = write.offset; at < write.offset + write.length; at += sector_bytes) {
+      SectorValue value = cluster_.peek_sector(primary_, at);
+      if (truth.holds_or_newer(id, at / sector_bytes, value)) continue;
+      violations.push_back(Violation{
+          "O7", fmt::format("{} acknowledged write {} at {} while {} also served as primary; no "
+                            "split-brain was reported, yet after convergence sector {} holds {}, "
+                            "older than the write: merged silently; history: {}",
+                            cluster_.node(write.node).name(), id, format_instant(write.end),
+                            cluster_.node(write.node == 0 ? 1 : 0).name(), at / sector_bytes,
+                            GroundTruth::describe_value(value),
+                            truth.describe_sector(at / sector_bytes))});
+      return;
+    }
+  }
+}
+
 void Runner::check(RunReport& report) {
   auto& violations = report.violations;
   violations = cluster_.truth().violations();
   bool done = world().run_until([this] { return converged(); }, world().now() + kConvergenceLimit);
+  collect_online(violations);
   if (!done) {
     violations.push_back(Violation{"O4", "the pair did not converge within the limit"});
   } else if (auto differ = cluster_.first_difference()) {
     violations.push_back(Violation{"O4", describe_difference(*differ)});
+  } else {
+    check_dual_primary(violations);
   }
   std::uint64_t reported = cluster_.count_events(0, HookEvent::split_brain) +
                            cluster_.count_events(1, HookEvent::split_brain);

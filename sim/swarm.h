@@ -12,9 +12,15 @@
 // workload stops, and the pair must converge.
 //
 // Oracles checked: O1 (every read, online, with the per-fault allowances of ground_truth.h),
-// O4 (convergence: both nodes complete, nothing dirty, data areas byte-identical, within
-// T_conv), O6 (a split-brain episode the operator created is reported, and none is
-// reported without one), O11 (with check_determinism: the seed run twice gives one hash).
+// O3 (activemap coverage, online: every 100 ms and around every death, from the disks'
+// persisted maps, activemap_oracle.h), O4 (convergence: both nodes complete, nothing dirty,
+// data areas byte-identical, within T_conv), O6 (a split-brain episode the operator
+// created is reported, and none is reported without one), O7 (a secondary never holds two
+// primary sessions, from the wire, session_oracle.h; and a write acknowledged while both
+// nodes served as primary is flagged by a split-brain or survives), O10 (bounded write
+// latency under gray failure, latency_oracle.h), O11 (with check_determinism: the seed
+// run twice gives one hash). The online oracles only watch: a run hashes the same with
+// them.
 #pragma once
 
 #include <cstdint>

@@ -123,6 +123,13 @@ void Workload::detach(SimBlockFrontend& frontend) {
   }
 }
 
+// True when a node other than `node` has an open frontend: it serves clients as primary.
+bool Workload::another_primary(NodeId node) const {
+  return std::any_of(frontends_.begin(), frontends_.end(), [node](const SimBlockFrontend* other) {
+    return other->node() != node && other->open();
+  });
+}
+
 void Workload::issue_one() {
   std::vector<SimBlockFrontend*> open;
   for (SimBlockFrontend* frontend : frontends_) {
@@ -198,6 +205,7 @@ void Workload::on_complete(const BlockRequest& request, const Result<void>& resu
     truth_.end_flush(op.flush, ok, world_.now());
   } else if (op.write != 0) {
     truth_.end_write(op.write, ok, world_.now());
+    if (ok && another_primary(op.node)) truth_.mark_dual_primary(op.write);
   }
   ok ? counters_.completed_ok++ : counters_.completed_error++;
   in_flight_.erase(found);

@@ -112,6 +112,7 @@ class Workload {
   void detach(SimBlockFrontend& frontend);
   void on_complete(const BlockRequest& request, const Result<void>& result);
   void schedule_next();
+  bool another_primary(NodeId node) const;
   void issue_one();
   Op make_op(SimBlockFrontend& frontend);
 

@@ -1,6 +1,7 @@
 // World: event queue, virtual time, node driving and the trace hash.
 #include "sim/world.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 
@@ -165,7 +166,32 @@ bool World::step() {
   now_ = event.when;
   event_count_++;
   if (deliver(event)) event.action();
+  for (WorldObserver* observer : observers_)
+    observer->after_step();
   return true;
+}
+
+void World::add_observer(WorldObserver& observer) {
+  HAST_ASSERT(std::find(observers_.begin(), observers_.end(), &observer) == observers_.end());
+  observers_.push_back(&observer);
+}
+
+void World::remove_observer(WorldObserver& observer) {
+  std::erase(observers_, &observer);
+}
+
+void World::notify_death(NodeId node, DeathKind kind, bool before) {
+  HAST_ASSERT(node < nodes_.size());
+  for (WorldObserver* observer : observers_) {
+    before ? observer->before_death(node, kind) : observer->after_death(node, kind);
+  }
+}
+
+void World::notify_pause(NodeId node, Instant until) {
+  HAST_ASSERT(node < nodes_.size());
+  HAST_ASSERT(until >= now_);
+  for (WorldObserver* observer : observers_)
+    observer->on_pause(node, until);
 }
 
 // Decides whether a node-bound event still applies: dropped for a dead incarnation,

@@ -42,6 +42,24 @@ struct SimNodeOptions;
 
 using NodeId = std::uint32_t;
 using EventId = std::uint64_t;
+enum class DeathKind : std::uint8_t;  // sim/node.h
+
+// Something that watches a run without taking part in it: the online oracles. Its calls
+// come from the world, outside every fiber. An observer must not schedule events, draw
+// randomness, trace, or change what it looks at, so a run behaves (and hashes) the same
+// with or without observers.
+class WorldObserver {
+ public:
+  virtual ~WorldObserver() = default;
+  // After every step: the fibers that were runnable, then one event, ran.
+  virtual void after_step() {}
+  // A node's incarnation is about to end: its disk is as the crash finds it.
+  virtual void before_death(NodeId, DeathKind) {}
+  // The incarnation ended: writes in flight settled, the cache lost on a power loss.
+  virtual void after_death(NodeId, DeathKind) {}
+  // A node froze from now until `until` (a pause; a zombie when longer than a timeout).
+  virtual void on_pause(NodeId, Instant /*until*/) {}
+};
 
 // A rolling 128-bit hash over the run (oracle O11).
 class TraceHash {
@@ -122,6 +140,14 @@ class World final : public AssertContext {
   // Called by nodes when their scheduler's earliest timer changes.
   void arm_node_timer(NodeId node, Instant world_when);
 
+  // ---- Observers (online oracles) ----
+  // `observer` must stay alive until removed; removing an unknown one is a no-op.
+  void add_observer(WorldObserver& observer);
+  void remove_observer(WorldObserver& observer);
+  // Called by nodes: a death begins (`before`) or ended, a pause began.
+  void notify_death(NodeId node, DeathKind kind, bool before);
+  void notify_pause(NodeId node, Instant until);
+
  private:
   struct Event {
     Instant when;
@@ -153,6 +179,7 @@ class World final : public AssertContext {
   std::vector<std::unique_ptr<SimNode>> nodes_;
   TraceHash hash_;
   std::vector<std::string> trace_lines_;
+  std::vector<WorldObserver*> observers_;
   AssertContext* previous_context_ = nullptr;
 };
 

@@ -66,8 +66,8 @@ std::string_view frontend_name(FrontendKind kind);
 inline constexpr ReplicationMode default_replication = ReplicationMode::memsync;
 inline constexpr Checksum default_checksum = Checksum::none;
 inline constexpr Compression default_compression = Compression::hole;
-// The NBD Unix socket until the FUSE frontend lands (DESIGN.md §7), then fuse.
-inline constexpr FrontendKind default_frontend = FrontendKind::nbd;
+// The FUSE frontend (DESIGN.md §7): a loop device linked at /dev/hast/<name>.
+inline constexpr FrontendKind default_frontend = FrontendKind::fuse;
 
 // An address as written in hast.conf, and parsed. hastctl prints `text` (HAST shows the
 // configured string, e.g. "tcp://10.0.0.2" without the default port); connections use

@@ -7,7 +7,7 @@
 //   listen             union of global and matching global node sections -> default
 //   replication, checksum, compression, timeout, exec, syncrate   resource -> global
 //   metaflush          resource node -> resource -> global -> on
-//   name, local, frontend   resource node -> resource (-> resource name, -, nbd)
+//   name, local, frontend   resource node -> resource (-> resource name, -, fuse)
 //   remote, source     resource node only
 // The checks follow HAST's order: per resource a matching section, then remote, then
 // local; after all resources an address to listen on.

@@ -77,6 +77,25 @@ Result<void> ControlServer::start(std::unique_ptr<Listener> listener) {
   return ok();
 }
 
+Result<void> ControlServer::replace_listener(std::unique_ptr<Listener> listener) {
+  HAST_ASSERT(listener != nullptr);
+  HAST_ASSERT(listener_ != nullptr);
+  if (!stopped_) {
+    listener_->close();
+    acceptor_.cancel_and_join();
+  }
+  if (stopped_) {
+    listener->close();
+    return fail(Errc::cancelled, "control server stopped");
+  }
+  acceptor_.reset();
+  listener_ = std::move(listener);
+  log_debug(log_, "Control socket listening on {}.", listener_->address().to_string());
+  auto spawned = acceptor_.spawn("control-accept", [this] { accept_loop(); });
+  if (!spawned) return fail(spawned.error());
+  return ok();
+}
+
 void ControlServer::stop() {
   if (stopped_) return;
   stopped_ = true;

@@ -76,6 +76,11 @@ class ControlServer {
   // Starts accepting on `listener`, which the server now owns. Callable once. Errors:
   // Errc::cancelled when the scheduler is shutting down.
   Result<void> start(std::unique_ptr<Listener> listener);
+  // Serves `listener` instead of the current one (a reload changed the control address):
+  // the current listener is closed, sessions in progress carry on. Call after start(),
+  // from a fiber that is not one of the server's. Errors: Errc::cancelled when the server
+  // was stopped meanwhile (`listener` is then closed).
+  Result<void> replace_listener(std::unique_ptr<Listener> listener);
   // Closes the listener, cancels every session and waits for them (a role change in
   // progress still stops the old role; a new role whose start is cancelled ends in init,
   // see HastNode::set_role). Idempotent. Call from a fiber of the scheduler that is not

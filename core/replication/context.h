@@ -1,5 +1,10 @@
 // ResourceContext: what the primary and secondary code of one resource share — the node's
 // I/O, the resource's configuration, where events go, and the protocol's timing.
+//
+// `config` and `timing` may change under a running primary (a configuration reload,
+// HastNode::reload): `config` always refers to the same object, which the reload assigns
+// between two suspensions. Read a field when it is needed; a value that must stay the same
+// across a suspension (a request's replication mode, a handshake's addresses) is copied.
 #pragma once
 
 #include <chrono>

@@ -92,6 +92,8 @@ class LocalComponent {
   Result<std::vector<std::byte>> read_map_image();
 
   bool metaflush() const { return metaflush_; }
+  // Configuration reload: applies to the metadata and activemap writes that start next.
+  void set_metaflush(bool metaflush) { metaflush_ = metaflush; }
 
   // Simulator only: skip_activemap_flush and skip_metadata_flush (mutation.h).
   void test_set_mutation(Mutation mutation) { mutation_ = mutation; }

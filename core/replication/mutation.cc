@@ -9,7 +9,8 @@ namespace {
 constexpr std::array kMutations = {
     MutationInfo{Mutation::fullsync_ack_before_remote, "fullsync_ack_before_remote", "O1"},
     MutationInfo{Mutation::memsync_ack_before_received, "memsync_ack_before_received", "O1"},
-    MutationInfo{Mutation::skip_activemap_flush, "skip_activemap_flush", "O4"},
+    // The data write runs ahead of its mark: the persisted maps miss what differs.
+    MutationInfo{Mutation::skip_activemap_flush, "skip_activemap_flush", "O3"},
     // A lost resuid or counter: the pair never pairs again (no convergence).
     MutationInfo{Mutation::skip_metadata_flush, "skip_metadata_flush", "O4"},
     MutationInfo{Mutation::no_dirty_on_remote_failure, "no_dirty_on_remote_failure", "O4"},
@@ -18,6 +19,11 @@ constexpr std::array kMutations = {
     // O9 (read fallback safety) is checked as O1 on the reads the secondary served.
     MutationInfo{Mutation::read_fallback_when_stale, "read_fallback_when_stale", "O1"},
     MutationInfo{Mutation::drop_remote_flush, "drop_remote_flush", "O4"},
+    // A silent or stalled secondary holds the primary's acknowledgements past the timeout.
+    MutationInfo{Mutation::wait_forever_for_remote, "wait_forever_for_remote", "O10"},
+    // A zombie primary's writes leave no trace in the counters: the reconnect sees no
+    // split-brain and a sync from the other node silently overwrites them.
+    MutationInfo{Mutation::skip_generation_raise, "skip_generation_raise", "O7"},
 };
 
 }  // namespace

@@ -22,6 +22,8 @@ enum class Mutation : std::uint8_t {
   sync_wrong_direction,         // synchronisation copies from the sync target
   read_fallback_when_stale,     // a failed local read is retried remotely even when dirty
   drop_remote_flush,            // batch FLUSHes are never sent, writes marked clean
+  wait_forever_for_remote,      // the primary waits for the secondary's replies, no timeout
+  skip_generation_raise,        // a write acknowledged without the secondary keeps localcnt
 };
 
 struct MutationInfo {

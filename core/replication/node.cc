@@ -1,5 +1,8 @@
-// HastNode and Resource: roles, admission and the secondary's connection pairing.
+// HastNode and Resource: roles, admission, the secondary's connection pairing, and the
+// configuration reload.
 #include "core/replication/node.h"
+
+#include <algorithm>
 
 #include <fmt/format.h>
 
@@ -22,22 +25,35 @@ class NodeDisk final : public DiskProvider {
 
 }  // namespace
 
-// One configured resource on this node.
+// One configured resource on this node. It owns its configuration: context_.config refers
+// to config_ for the resource's whole life, and reloads replace config_ in place.
 class Resource {
  public:
-  Resource(NodeIo& io, const config::ResourceConfig& config, EventSink& events,
-           FrontendFactory& frontends, DiskProvider& disks, Timing timing, Mutation mutation)
-      : context_{io, config, events, timing, mutation},
+  Resource(NodeIo& io, config::ResourceConfig config, EventSink& events, FrontendFactory& frontends,
+           DiskProvider& disks, Timing timing, Mutation mutation)
+      : config_(std::move(config)),
+        context_{io, config_, events, timing, mutation},
         frontends_(frontends),
         disks_(disks),
-        sessions_(io.scheduler) {}
+        sessions_(io.scheduler) {
+    context_.timing.timeout = std::chrono::seconds(config_.timeout_seconds);
+  }
 
   ~Resource() { HAST_ASSERT(role_ == meta::Role::init || context_.io.scheduler.is_shut_down()); }
 
   meta::Role role() const { return role_; }
-  const config::ResourceConfig& config() const { return context_.config; }
+  const config::ResourceConfig& config() const { return config_; }
 
   Result<meta::Role> set_role(meta::Role role, bool force);
+  // Replaces the configuration of a resource in init (a restart, §1.5): nothing of the
+  // old one is in use.
+  void replace_config(const config::ResourceConfig& next);
+  // Applies `next` to the running primary (ResourceChange::live): new requests, deadlines,
+  // metadata writes and sync chunks use it; a new remote or source address drops the
+  // connection, and the connection loop connects to the new one.
+  void change_live(const config::ResourceConfig& next);
+  // Where the resource's statement now is in the file (ResourceChange::none).
+  void set_line(int line) { config_.line = line; }
   void on_hello(std::shared_ptr<Connection> connection, std::uint8_t version);
   Result<void> on_identity(std::shared_ptr<Connection> connection, const proto::Nv& nv,
                            const proto::Token& token);
@@ -49,6 +65,7 @@ class Resource {
   Result<meta::Metadata> read_own_metadata();
   void close_disk();
 
+  config::ResourceConfig config_;  // before context_, which refers to it
   ResourceContext context_;
   FrontendFactory& frontends_;
   DiskProvider& disks_;
@@ -116,6 +133,27 @@ void Resource::close_disk() {
   if (disk_ == nullptr) return;
   disk_ = nullptr;
   disks_.close(context_.config);
+}
+
+void Resource::replace_config(const config::ResourceConfig& next) {
+  HAST_ASSERT(role_ == meta::Role::init);
+  HAST_ASSERT(disk_ == nullptr);
+  HAST_ASSERT(next.name == config_.name);
+  config_ = next;
+  context_.timing.timeout = std::chrono::seconds(config_.timeout_seconds);
+}
+
+void Resource::change_live(const config::ResourceConfig& next) {
+  HAST_ASSERT(role_ == meta::Role::primary);
+  HAST_ASSERT(primary_ != nullptr && local_ != nullptr);
+  HAST_ASSERT(next.name == config_.name);
+  bool readdress = next.remote != config_.remote || next.source != config_.source;
+  // The link goes down while the configuration still names the address it went to.
+  if (readdress) primary_->drop_link("the remote or source address changed");
+  config_ = next;
+  context_.timing.timeout = std::chrono::seconds(config_.timeout_seconds);
+  local_->set_metaflush(config_.metaflush);
+  primary_->config_changed(readdress);
 }
 
 // The metadata on the provider, opened for the read when the role is init.
@@ -220,6 +258,17 @@ ResourceStatus Resource::status() const {
   return status;
 }
 
+// One listen address and the fiber accepting on it.
+struct NodeListener {
+  NodeListener(fiber::Scheduler& scheduler, config::ConfiguredAddress address_value,
+               std::unique_ptr<Listener> listener_value)
+      : address(std::move(address_value)), listener(std::move(listener_value)), accept(scheduler) {}
+
+  config::ConfiguredAddress address;
+  std::unique_ptr<Listener> listener;
+  fiber::TaskGroup accept;
+};
+
 HastNode::HastNode(NodeIo& io, config::NodeConfig config, EventSink& events,
                    FrontendFactory& frontends, Timing timing, Mutation mutation,
                    DiskProvider* disks)
@@ -228,40 +277,67 @@ HastNode::HastNode(NodeIo& io, config::NodeConfig config, EventSink& events,
       events_(events),
       frontends_(frontends),
       timing_(timing),
+      mutation_(mutation),
+      disks_(disks),
+      changes_(io.scheduler, 1),
       fibers_(io.scheduler) {
-  if (disks == nullptr) {
+  if (disks_ == nullptr) {
     node_disk_ = std::make_unique<NodeDisk>(io.disk);
-    disks = node_disk_.get();
+    disks_ = node_disk_.get();
   }
-  for (const config::ResourceConfig& resource : config_.resources) {
-    Timing resource_timing = timing_;
-    resource_timing.timeout = std::chrono::seconds(resource.timeout_seconds);
-    resources_.emplace(resource.name,
-                       std::make_unique<Resource>(io_, resource, events_, frontends_, *disks,
-                                                  resource_timing, mutation));
-  }
+  for (const config::ResourceConfig& resource : config_.resources)
+    resources_.emplace(resource.name, make_resource(resource));
 }
 
 HastNode::~HastNode() = default;
 
+std::shared_ptr<Resource> HastNode::make_resource(const config::ResourceConfig& resource) {
+  HAST_ASSERT(disks_ != nullptr);
+  return std::make_shared<Resource>(io_, resource, events_, frontends_, *disks_, timing_,
+                                    mutation_);
+}
+
 Result<void> HastNode::start() {
+  HAST_ASSERT(listeners_.empty());
   for (const config::ConfiguredAddress& address : config_.listen) {
-    auto listener = io_.network.listen(address.address);
-    if (!listener) return fail(listener.error().wrap("listen on " + address.text));
+    auto listener = open_listener(address);
+    if (!listener) return fail(listener.error());
     listeners_.push_back(std::move(*listener));
-    Listener& bound = *listeners_.back();
-    HAST_ASSERT(fibers_.spawn("accept", [this, &bound] { accept_loop(bound); }).has_value());
   }
   return ok();
 }
 
+Result<std::unique_ptr<NodeListener>> HastNode::open_listener(
+    const config::ConfiguredAddress& address) {
+  auto listener = io_.network.listen(address.address);
+  if (!listener) return fail(listener.error().wrap("listen on " + address.text));
+  auto opened = std::make_unique<NodeListener>(io_.scheduler, address, std::move(*listener));
+  Listener& bound = *opened->listener;
+  auto spawned = opened->accept.spawn("accept", [this, &bound] { accept_loop(bound); });
+  if (!spawned) {
+    bound.close();
+    return fail(spawned.error());
+  }
+  return opened;
+}
+
+void HastNode::close_listener(NodeListener& listener) {
+  listener.listener->close();
+  listener.accept.cancel_and_join();
+}
+
 void HastNode::stop() {
+  // After a reload or role change in progress (unless this fiber is being cancelled).
+  bool serialised = changes_.acquire().has_value();
   for (auto& listener : listeners_)
-    listener->close();
+    listener->listener->close();
+  for (auto& listener : listeners_)
+    listener->accept.cancel_and_join();
   fibers_.cancel_and_join();
   for (auto& [name, resource] : resources_)
     ignore_error(resource->set_role(meta::Role::init, false), "stopping");
   listeners_.clear();
+  if (serialised) changes_.release();
 }
 
 void HastNode::accept_loop(Listener& listener) {
@@ -286,9 +362,9 @@ bool HastNode::known_peer(const Address& peer) const {
   return false;
 }
 
-Resource* HastNode::find(std::string_view name) const {
+std::shared_ptr<Resource> HastNode::find(std::string_view name) const {
   auto found = resources_.find(name);
-  return found == resources_.end() ? nullptr : found->second.get();
+  return found == resources_.end() ? nullptr : found->second;
 }
 
 namespace {
@@ -317,7 +393,8 @@ void HastNode::admit(std::shared_ptr<Connection> connection) {
                 !hello ? hello.error().message() : token.error().message());
     return connection->close();
   }
-  Resource* resource = find(hello->resource);
+  // Held to the end: a reload may drop the resource while this fiber waits inside it.
+  std::shared_ptr<Resource> resource = find(hello->resource);
   if (resource == nullptr)
     return refuse(*connection, std::string(proto::errmsg_not_configured), false, deadline);
   const auto& remote = resource->config().remote;
@@ -340,13 +417,15 @@ void HastNode::admit(std::shared_ptr<Connection> connection) {
 }
 
 Result<meta::Role> HastNode::set_role(std::string_view name, meta::Role role, bool force) {
-  Resource* resource = find(name);
+  HAST_TRY(changes_.acquire());
+  fiber::Permit permit(changes_);
+  std::shared_ptr<Resource> resource = find(name);
   if (resource == nullptr) return fail(Errc::not_found, fmt::format("resource {}", name));
   return resource->set_role(role, force);
 }
 
 Result<ResourceStatus> HastNode::status(std::string_view name) const {
-  Resource* resource = find(name);
+  std::shared_ptr<Resource> resource = find(name);
   if (resource == nullptr) return fail(Errc::not_found, fmt::format("resource {}", name));
   return resource->status();
 }
@@ -356,6 +435,237 @@ std::vector<std::string> HastNode::resource_names() const {
   for (const config::ResourceConfig& resource : config_.resources)
     names.push_back(resource.name);
   return names;
+}
+
+// ---- Configuration reload (§1.5) ----
+
+ResourceChange classify_change(const config::ResourceConfig& running,
+                               const config::ResourceConfig& next, meta::Role role) {
+  HAST_ASSERT(running.name == next.name);
+  if (running.provider_name != next.provider_name || running.local_path != next.local_path ||
+      running.frontend != next.frontend) {
+    return ResourceChange::restart;
+  }
+  // The fields a live primary takes as they are; anything else that differs (a field
+  // added to ResourceConfig and not classified here) restarts the resource, to be safe.
+  config::ResourceConfig rest = next;
+  rest.line = running.line;
+  rest.remote = running.remote;
+  rest.source = running.source;
+  rest.replication = running.replication;
+  rest.checksum = running.checksum;
+  rest.compression = running.compression;
+  rest.timeout_seconds = running.timeout_seconds;
+  rest.exec_path = running.exec_path;
+  rest.metaflush = running.metaflush;
+  rest.syncrate_bytes_per_second = running.syncrate_bytes_per_second;
+  if (!(rest == running)) return ResourceChange::restart;
+  config::ResourceConfig moved = running;
+  moved.line = next.line;
+  if (moved == next) return ResourceChange::none;
+  return role == meta::Role::primary ? ResourceChange::live : ResourceChange::restart;
+}
+
+Result<ReloadReport> HastNode::reload(config::NodeConfig next) {
+  HAST_ASSERT(!next.listen.empty());
+  HAST_TRY(changes_.acquire());
+  fiber::Permit permit(changes_);
+  ReloadReport report;
+  HAST_TRY(reload_listeners(next.listen, report));
+  remove_resources(next, report);
+  add_resources(next, report);
+  change_resources(next, report);
+  config_ = std::move(next);
+  HAST_ASSERT(config_.resources.size() == resources_.size());
+  return report;
+}
+
+// The running listeners sorted against the wanted addresses (a reload's first step).
+struct ListenChange {
+  std::vector<std::unique_ptr<NodeListener>> kept;      // running and still wanted
+  std::vector<std::unique_ptr<NodeListener>> retired;   // running and no longer wanted
+  std::vector<std::unique_ptr<NodeListener>> opened;    // new
+  std::vector<const config::ConfiguredAddress*> fresh;  // wanted and not running
+};
+
+// Keeps the listeners of addresses still wanted, opens the new ones, closes the others.
+// Linux refuses to bind an address that overlaps a listening one (0.0.0.0:P and
+// 10.0.0.1:P), so new addresses that fail are tried again once the listeners going away
+// are closed; if then nothing would listen, those are reopened and the reload fails.
+Result<void> HastNode::reload_listeners(const std::vector<config::ConfiguredAddress>& wanted,
+                                        ReloadReport& report) {
+  ListenChange change = split_listeners(wanted);
+  ListenFailures failures = open_listeners(change.fresh, change.opened);
+  bool retired_closed = false;
+  if (!failures.empty() && !change.retired.empty()) {
+    for (auto& listener : change.retired)
+      close_listener(*listener);
+    retired_closed = true;
+    std::vector<const config::ConfiguredAddress*> again;
+    for (const auto& [address, error] : failures)
+      again.push_back(address);
+    failures = open_listeners(again, change.opened);
+  }
+  for (const auto& [address, error] : failures) {
+    log_warning(io_.log, "Unable to listen on address {}: {}", address->text, error.message());
+    report.listen_failed.push_back(address->text);
+  }
+  if (change.kept.empty() && change.opened.empty()) {
+    restore_listeners(std::move(change.retired), retired_closed);
+    return fail(Errc::unsupported, "No address to listen on.");
+  }
+  for (auto& listener : change.retired) {
+    if (!retired_closed) close_listener(*listener);
+    log_info(io_.log, "Stopped listening on {}.", listener->address.text);
+    report.listen_closed.push_back(listener->address.text);
+  }
+  listeners_ = std::move(change.kept);
+  for (auto& listener : change.opened) {
+    log_info(io_.log, "Listening on {}.", listener->address.text);
+    report.listen_opened.push_back(listener->address.text);
+    listeners_.push_back(std::move(listener));
+  }
+  return ok();
+}
+
+// Moves every running listener into kept or retired; an address listed twice counts once.
+ListenChange HastNode::split_listeners(const std::vector<config::ConfiguredAddress>& wanted) {
+  ListenChange change;
+  for (const config::ConfiguredAddress& address : wanted) {
+    auto same = [&](const auto& other) {
+      return other != nullptr && other->address.address == address.address;
+    };
+    auto same_fresh = [&](const config::ConfiguredAddress* other) {
+      return other->address == address.address;
+    };
+    if (std::any_of(change.kept.begin(), change.kept.end(), same) ||
+        std::any_of(change.fresh.begin(), change.fresh.end(), same_fresh)) {
+      continue;
+    }
+    auto running = std::find_if(listeners_.begin(), listeners_.end(), same);
+    if (running == listeners_.end()) {
+      change.fresh.push_back(&address);
+      continue;
+    }
+    (*running)->address = address;  // the same address, perhaps written differently
+    change.kept.push_back(std::move(*running));
+  }
+  for (auto& listener : listeners_) {
+    if (listener != nullptr) change.retired.push_back(std::move(listener));
+  }
+  listeners_.clear();
+  return change;
+}
+
+HastNode::ListenFailures HastNode::open_listeners(
+    const std::vector<const config::ConfiguredAddress*>& addresses,
+    std::vector<std::unique_ptr<NodeListener>>& opened) {
+  ListenFailures failures;
+  for (const config::ConfiguredAddress* address : addresses) {
+    auto listener = open_listener(*address);
+    if (listener) {
+      opened.push_back(std::move(*listener));
+    } else {
+      failures.emplace_back(address, listener.error());
+    }
+  }
+  return failures;
+}
+
+// A failed reload puts the listeners back: as they were, or reopened if they were closed.
+void HastNode::restore_listeners(std::vector<std::unique_ptr<NodeListener>> retired, bool closed) {
+  HAST_ASSERT(listeners_.empty());
+  for (auto& listener : retired) {
+    if (!closed) {
+      listeners_.push_back(std::move(listener));
+      continue;
+    }
+    auto reopened = open_listener(listener->address);
+    if (!reopened) {
+      log_error(io_.log, "Unable to listen on address {} again: {}", listener->address.text,
+                reopened.error().message());
+      continue;
+    }
+    listeners_.push_back(std::move(*reopened));
+  }
+}
+
+config::ResourceConfig& HastNode::running_config(std::string_view name) {
+  auto found =
+      std::find_if(config_.resources.begin(), config_.resources.end(),
+                   [&](const config::ResourceConfig& resource) { return resource.name == name; });
+  HAST_ASSERT(found != config_.resources.end());
+  return *found;
+}
+
+// Each removed resource leaves the running configuration and the map together, after its
+// role went to init, so that config() and status() agree at every suspension.
+void HastNode::remove_resources(const config::NodeConfig& next, ReloadReport& report) {
+  std::vector<std::string> gone;
+  for (const config::ResourceConfig& resource : config_.resources) {
+    if (next.find(resource.name) == nullptr) gone.push_back(resource.name);
+  }
+  for (const std::string& name : gone) {
+    log_info(io_.log, "Resource {} removed from the configuration file.", name);
+    std::shared_ptr<Resource> resource = find(name);
+    HAST_ASSERT(resource != nullptr);
+    ignore_error(resource->set_role(meta::Role::init, false), "init always starts");
+    resources_.erase(name);
+    std::erase_if(config_.resources,
+                  [&](const config::ResourceConfig& running) { return running.name == name; });
+    report.removed.push_back(name);
+  }
+}
+
+void HastNode::add_resources(const config::NodeConfig& next, ReloadReport& report) {
+  for (const config::ResourceConfig& resource : next.resources) {
+    if (resources_.contains(resource.name)) continue;
+    log_info(io_.log, "Resource {} added to the configuration file.", resource.name);
+    resources_.emplace(resource.name, make_resource(resource));
+    config_.resources.push_back(resource);
+    report.added.push_back(resource.name);
+  }
+}
+
+void HastNode::change_resources(const config::NodeConfig& next, ReloadReport& report) {
+  for (const config::ResourceConfig& wanted : next.resources) {
+    std::shared_ptr<Resource> resource = find(wanted.name);
+    HAST_ASSERT(resource != nullptr);
+    switch (classify_change(resource->config(), wanted, resource->role())) {
+      case ResourceChange::none:
+        resource->set_line(wanted.line);
+        running_config(wanted.name).line = wanted.line;
+        break;
+      case ResourceChange::live:
+        log_info(io_.log, "Resource {} configuration was modified, reloading it.", wanted.name);
+        resource->change_live(wanted);
+        running_config(wanted.name) = wanted;
+        report.changed_live.push_back(wanted.name);
+        break;
+      case ResourceChange::restart:
+        restart_resource(*resource, wanted, report);
+        break;
+    }
+    HAST_ASSERT(resource->config() == wanted);
+  }
+}
+
+// Role → init → previous role (two `role` events, as HAST). The previous role was
+// started, or forced, on this provider: on the same provider it is forced again; a new
+// provider is checked afresh (an inconsistent one refuses primary).
+void HastNode::restart_resource(Resource& resource, const config::ResourceConfig& next,
+                                ReloadReport& report) {
+  log_info(io_.log, "Resource {} configuration was modified, restarting it.", next.name);
+  meta::Role role = resource.role();
+  bool same_provider = resource.config().local_path == next.local_path &&
+                       resource.config().provider_name == next.provider_name;
+  ignore_error(resource.set_role(meta::Role::init, false), "init always starts");
+  resource.replace_config(next);
+  running_config(next.name) = next;
+  report.restarted.push_back(next.name);
+  if (role == meta::Role::init) return;
+  auto restarted = resource.set_role(role, same_provider);
+  if (!restarted) report.restart_failed.push_back(next.name);
 }
 
 }  // namespace hast::replication

@@ -16,15 +16,26 @@
 // the resource."), reach a secondary ("Remote node acts as … and not as secondary.", with
 // `wait` when this node is primary) and, on a second connection, carry the token of the
 // first ("Token doesn't match."). Anything malformed closes that connection only.
+//
+// Reload (§1.5): reload() moves the node to a new configuration while it serves. Listen
+// addresses are diffed (kept, opened, closed); resources are removed (role init first),
+// added (in init), restarted (role → init → previous role) or changed in place on a live
+// primary, as classify_change() decides. Each resource owns its configuration; the code
+// of its role reads it through ResourceContext::config, which always refers to the same
+// object: a restart replaces it only while the role is init, and a live change replaces it
+// between two suspensions of the primary's fibers (a request in flight keeps the
+// replication mode it started with). Role changes and reloads run one at a time.
 #pragma once
 
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/config/config.h"
+#include "core/fiber/semaphore.h"
 #include "core/fiber/task_group.h"
 #include "core/io/frontend.h"
 #include "core/io/node_io.h"
@@ -82,7 +93,39 @@ struct ResourceStatus {
   bool inconsistent = false;
 };
 
+// What a configuration reload does to one resource whose configuration changed (HAST's
+// resource_needs_restart and resource_needs_reload, §1.5):
+//
+//   provider name, local path or frontend differ      → restart (any role)
+//   remote, source, replication, checksum, compression,
+//   timeout, exec, metaflush or syncrate differ:
+//     role init or secondary                            → restart
+//     role primary                                      → live
+//   nothing else differs (the `line` of the statement)  → none: the new line is kept
+//
+// A restart of a resource in init only replaces its configuration (no role change, no
+// event). The frontend is not one of HAST's fields: a primary serves it, so changing it
+// needs the primary restarted, like the provider.
+enum class ResourceChange : std::uint8_t { none, live, restart };
+ResourceChange classify_change(const config::ResourceConfig& running,
+                               const config::ResourceConfig& next, meta::Role role);
+
+// What a successful reload did, for the daemon's log and for tests. Addresses are named
+// as configured, resources by name, each list in the order the reload met them.
+struct ReloadReport {
+  std::vector<std::string> listen_opened;   // new listeners
+  std::vector<std::string> listen_failed;   // new addresses that could not be opened (warned)
+  std::vector<std::string> listen_closed;   // addresses no longer in the configuration
+  std::vector<std::string> removed;         // set to init, then dropped
+  std::vector<std::string> added;           // in init
+  std::vector<std::string> restarted;       // role → init → previous role
+  std::vector<std::string> changed_live;    // applied to the running primary
+  std::vector<std::string> restart_failed;  // restarted, but the previous role did not start
+};
+
 class Resource;
+struct NodeListener;
+struct ListenChange;
 
 class HastNode {
  public:
@@ -96,22 +139,54 @@ class HastNode {
 
   // Opens the listeners and starts accepting. Errors: a listen address is unusable.
   Result<void> start();
-  // Every resource to init, listeners closed, every fiber joined.
+  // Every resource to init, listeners closed, every fiber joined (after a role change or
+  // reload in progress).
   void stop();
 
   // Changes the role of `resource`; returns the previous role. Errc::not_found for an
   // unknown resource; Errc::busy for `primary` on an inconsistent component (a sync to it
   // did not complete) unless `force`; other errors when the new role could not start (it
-  // is then init).
+  // is then init). A role change or reload in progress ends first.
   Result<meta::Role> set_role(std::string_view resource, meta::Role role, bool force = false);
   Result<ResourceStatus> status(std::string_view resource) const;
   std::vector<std::string> resource_names() const;
+  // The configuration running now. During a reload it moves resource by resource: at every
+  // suspension its resources are exactly those status() knows, each with the configuration
+  // it runs with; the rest (control, pidfile, listen, resource order) changes at the end.
   const config::NodeConfig& config() const { return config_; }
 
+  // Moves the node to `next` (§1.5; see the top of this file). Call from a fiber, after
+  // start(); suspends while roles stop and start, after any role change in progress.
+  // Listeners first: unchanged addresses keep their listener, new ones are opened (a
+  // failure is logged as a warning and reported), removed ones are closed. When no
+  // listener would remain, Errc::unsupported "No address to listen on." and nothing has
+  // changed (listeners closed to make room for a new address are reopened). Then
+  // resources: removed ones go to init and are dropped, new ones are added in init,
+  // changed ones are handled per classify_change(). A restarted resource whose previous
+  // role fails to start stays in init with the new configuration (reported, logged).
+  // Logs each step in HAST's words; the caller logs the start and the outcome.
+  Result<ReloadReport> reload(config::NodeConfig next);
+
  private:
+  Result<std::unique_ptr<NodeListener>> open_listener(const config::ConfiguredAddress& address);
+  void close_listener(NodeListener& listener);
+  using ListenFailures = std::vector<std::pair<const config::ConfiguredAddress*, Error>>;
+  Result<void> reload_listeners(const std::vector<config::ConfiguredAddress>& wanted,
+                                ReloadReport& report);
+  ListenChange split_listeners(const std::vector<config::ConfiguredAddress>& wanted);
+  ListenFailures open_listeners(const std::vector<const config::ConfiguredAddress*>& addresses,
+                                std::vector<std::unique_ptr<NodeListener>>& opened);
+  void restore_listeners(std::vector<std::unique_ptr<NodeListener>> retired, bool closed);
+  void remove_resources(const config::NodeConfig& next, ReloadReport& report);
+  void add_resources(const config::NodeConfig& next, ReloadReport& report);
+  void change_resources(const config::NodeConfig& next, ReloadReport& report);
+  void restart_resource(Resource& resource, const config::ResourceConfig& next,
+                        ReloadReport& report);
+  config::ResourceConfig& running_config(std::string_view name);
+  std::shared_ptr<Resource> make_resource(const config::ResourceConfig& resource);
   void accept_loop(Listener& listener);
   void admit(std::shared_ptr<Connection> connection);
-  Resource* find(std::string_view name) const;
+  std::shared_ptr<Resource> find(std::string_view name) const;
   bool known_peer(const Address& peer) const;
 
   NodeIo& io_;
@@ -119,10 +194,15 @@ class HastNode {
   EventSink& events_;
   FrontendFactory& frontends_;
   Timing timing_;
+  Mutation mutation_;
   std::unique_ptr<DiskProvider> node_disk_;  // when no DiskProvider was given
-  std::vector<std::unique_ptr<Listener>> listeners_;
-  std::map<std::string, std::unique_ptr<Resource>, std::less<>> resources_;
-  fiber::TaskGroup fibers_;
+  DiskProvider* disks_;
+  std::vector<std::unique_ptr<NodeListener>> listeners_;
+  // Shared with the admission fibers working on a resource, so that a reload dropping it
+  // cannot pull it from under them.
+  std::map<std::string, std::shared_ptr<Resource>, std::less<>> resources_;
+  fiber::Semaphore changes_;  // one role change or reload at a time
+  fiber::TaskGroup fibers_;   // admissions
 };
 
 }  // namespace hast::replication

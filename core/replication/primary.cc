@@ -32,6 +32,7 @@ Primary::Primary(ResourceContext& context, LocalComponent& local, BlockFrontend*
       requests_(context.io.scheduler, request_count_max),
       group_(context.io.scheduler),
       link_changed_(context.io.scheduler),
+      reconnect_now_(context.io.scheduler),
       unflushed_ready_(context.io.scheduler) {}
 
 Primary::~Primary() {
@@ -184,6 +185,7 @@ Result<void> Primary::read_piece(std::uint64_t offset, std::span<std::byte> buff
 }
 
 Result<void> Primary::raise_generation() {
+  if (context_.mutated(Mutation::skip_generation_raise)) return ok();  // mutation
   ignore_needs_persist(generation_.on_unreplicated_write());
   return persist_counters();
 }
@@ -287,11 +289,13 @@ Result<void> Primary::write_range(std::uint64_t offset, std::span<const std::byt
       return fail(persisted.error());
     }
   }
-  // FUA and DELETE wait for both legs, like fullsync (§7.3).
+  // FUA and DELETE wait for both legs, like fullsync (§7.3); a version 1 peer has no
+  // memsync. `mode` was read from the configuration when the request arrived (handle()),
+  // so a reload changes the mode of new requests only.
   if (discard || fua == Fua::yes) mode = config::ReplicationMode::fullsync;
   if (mode == config::ReplicationMode::memsync && link_ != nullptr && link_->up &&
-      link_->mode != config::ReplicationMode::memsync) {
-    mode = link_->mode;
+      link_->version < 2) {
+    mode = config::ReplicationMode::fullsync;
   }
   auto [first, last] = extent_span(map, offset, length);
   bool stale_room =

@@ -23,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <string_view>
 #include <vector>
 
 #include "core/fiber/event.h"
@@ -78,6 +79,18 @@ class Primary {
   // Cancels every fiber (requests in flight fail), closes the connections, waits.
   void stop();
 
+  // Configuration reload (HastNode::reload). The resource's configuration is about to
+  // get a new remote or source address: takes the link down (remote legs in flight become
+  // unavailable and their extents go to sync) and fails a handshake in progress, which
+  // used the old address. Never suspends.
+  void drop_link(std::string_view why);
+  // The resource's configuration was replaced in place; what reads it per request, per
+  // deadline or per sync chunk uses the new values from now on, and every handshake reads
+  // the replication mode afresh (a reload's mode survives reconnects, unlike HAST's).
+  // `readdressed`: connect to the new remote now instead of after the reconnect interval
+  // (with `remote none`, stay disconnected until a reload names a remote). Never suspends.
+  void config_changed(bool readdressed);
+
   bool connected() const;
   const PrimaryStats& stats() const { return stats_; }
   const SyncProgress& sync_progress() const { return sync_; }
@@ -112,6 +125,7 @@ class Primary {
 
   // ---- The link (primary_link.cc) ----
   void connection_loop();
+  bool wait_reconnect(Deadline deadline);
   Result<void> handshake(Link& link);
   void run_link(Link& link);
   void sender_loop(Link& link);
@@ -140,6 +154,8 @@ class Primary {
   fiber::Semaphore requests_;
   fiber::TaskGroup group_;
   fiber::Event link_changed_;
+  fiber::Event reconnect_now_;      // a reload changed the remote: connect without waiting
+  std::uint64_t config_epoch_ = 0;  // bumped when the remote address changes
   std::unique_ptr<Link> link_;
   std::uint64_t link_number_ = 0;
   std::uint8_t version_ = 1;  // the header version before the first negotiation (§6.1)

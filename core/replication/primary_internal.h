@@ -50,8 +50,7 @@ struct Primary::Link {
   std::unique_ptr<Connection> out;  // A: requests to the secondary
   std::unique_ptr<Connection> in;   // B: replies from the secondary
   proto::Extensions peer;
-  std::uint8_t version = 1;
-  config::ReplicationMode mode = config::ReplicationMode::memsync;
+  std::uint8_t version = 1;  // below 2: no memsync (fullsync instead)
   bool up = false;
   std::uint64_t next_seq = 1;
   std::map<std::uint64_t, RemoteOp*> pending;  // queued or sent, by seq

@@ -9,10 +9,16 @@
 
 namespace hast::replication {
 
+// The configuration is read afresh for every attempt: a reload may change the remote
+// between two (config_changed).
 void Primary::connection_loop() {
-  const auto& remote = context_.config.remote;
-  if (!remote) return;  // `remote none`: degraded for good
   while (true) {
+    if (!context_.config.remote) {
+      // `remote none`: degraded until a reload names a remote.
+      if (!wait_reconnect(std::nullopt)) return;
+      continue;
+    }
+    std::string remote = context_.config.remote->text;
     auto link = std::make_unique<Link>(context_.io.scheduler, ++link_number_);
     auto shaken = handshake(*link);
     if (shaken) {
@@ -21,20 +27,40 @@ void Primary::connection_loop() {
     } else if (shaken.error().code() == Errc::cancelled) {
       return;
     } else {
-      log_warning(context_.io.log, "[{}] Unable to connect to {}: {}", context_.config.name,
-                  remote->text, shaken.error().message());
+      log_warning(context_.io.log, "[{}] Unable to connect to {}: {}", context_.config.name, remote,
+                  shaken.error().message());
     }
-    if (!context_.io.scheduler.sleep_for(context_.timing.reconnect)) return;
+    if (!wait_reconnect(context_.deadline(context_.timing.reconnect))) return;
   }
 }
 
-// The primary's half of the handshake; on success the link is up.
+// Waits until the deadline, or until a reload names a new remote. False when cancelled.
+bool Primary::wait_reconnect(Deadline deadline) {
+  auto woken = reconnect_now_.wait(deadline);
+  reconnect_now_.reset();
+  return woken.has_value() || woken.error().code() == Errc::timed_out;
+}
+
+void Primary::drop_link(std::string_view why) {
+  config_epoch_++;
+  if (link_ != nullptr && link_->up) link_down(*link_, Error(Errc::disconnected, std::string(why)));
+}
+
+void Primary::config_changed(bool readdressed) {
+  if (readdressed) reconnect_now_.set();
+}
+
+// The primary's half of the handshake; on success the link is up. The addresses are read
+// once: a reload that changes them meanwhile makes the handshake fail at the end.
 Result<void> Primary::handshake(Link& link) {
   const config::ResourceConfig& config = context_.config;
+  HAST_ASSERT(config.remote.has_value());
+  std::uint64_t epoch = config_epoch_;
+  Address remote = config.remote->address;
   std::optional<Address> source;
   if (config.source) source = config.source->address;
   Deadline deadline = context_.deadline(context_.timing.timeout);
-  auto out = context_.io.network.connect(config.remote->address, source, deadline);
+  auto out = context_.io.network.connect(remote, source, deadline);
   if (!out) return fail(out.error());
   link.out = std::move(*out);
   proto::HelloRequest hello{config.name, proto::protocol_version_max};
@@ -49,7 +75,7 @@ Result<void> Primary::handshake(Link& link) {
   auto greeting = proto::HelloReply::from_nv(answer->nv);
   if (!greeting) return fail(greeting.error());
   version_ = link.version = greeting->version;
-  auto in = context_.io.network.connect(config.remote->address, source, deadline);
+  auto in = context_.io.network.connect(remote, source, deadline);
   if (!in) return fail(in.error());
   link.in = std::move(*in);
 
@@ -118,14 +144,15 @@ Result<void> Primary::handshake(Link& link) {
       return changed;
     }));
   }
+  if (epoch != config_epoch_) {
+    return fail(Errc::disconnected, "the remote address changed during the handshake");
+  }
   link.peer = reply->extensions;
-  link.mode = config.replication;
-  if (link.version < 2 && link.mode == config::ReplicationMode::memsync) {
+  if (link.version < 2 && config.replication == config::ReplicationMode::memsync) {
     log_warning(context_.io.log,
                 "[{}] The remote node uses protocol version 1: memsync is "
                 "replaced by fullsync.",
                 config.name);
-    link.mode = config::ReplicationMode::fullsync;
   }
   link.up = true;
   link.last_send = context_.io.clock.now();
@@ -188,8 +215,9 @@ void Primary::receiver_loop(Link& link) {
       continue;
     }
     proto::RecvLimits limits;
-    auto message =
-        proto::recv_message(*link.in, limits, context_.deadline(context_.timing.timeout));
+    Deadline deadline = context_.deadline(context_.timing.timeout);
+    if (context_.mutated(Mutation::wait_forever_for_remote)) deadline = std::nullopt;  // mutation
+    auto message = proto::recv_message(*link.in, limits, deadline);
     if (!message) return link_down(link, message.error());
     auto reply = proto::Reply::from_nv(message->nv);
     if (!reply) return link_down(link, reply.error());

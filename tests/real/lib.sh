@@ -58,6 +58,7 @@ exec $T/hook.sh
 
 resource shared {
   replication $mode
+  frontend nbd
   on hasta {
     local $T/a/disk.img
     remote tcp://$lb

@@ -172,10 +172,9 @@ TEST_CASE("Config: every default", "[unit][config]") {
   CHECK(r.metaflush);
   CHECK(!r.source.has_value());
   CHECK(r.syncrate_bytes_per_second == 0);
-  CHECK(r.frontend.kind == config::FrontendKind::nbd);
-  CHECK(r.frontend.nbd_address->text == "/var/run/r.nbd");
-  CHECK(r.frontend.nbd_address->address == unix_socket("/var/run/r.nbd"));
-  CHECK(!r.frontend.fuse_link.has_value());
+  CHECK(r.frontend.kind == config::FrontendKind::fuse);
+  CHECK(r.frontend.fuse_link == "/dev/hast/r");
+  CHECK(!r.frontend.nbd_address.has_value());
 }
 
 TEST_CASE("Config: default listen addresses follow the address families", "[unit][config]") {
@@ -300,7 +299,7 @@ TEST_CASE("Config: node-level settings of a resource", "[unit][config]") {
   CHECK(h1.local_path == "/dev/sdb");
   CHECK(h1.provider_name == "r");
   CHECK(h1.metaflush);
-  CHECK(h1.frontend.kind == config::FrontendKind::nbd);
+  CHECK(h1.frontend.kind == config::FrontendKind::fuse);
   auto h2 = resolve_r(two, "fbsd_h2");
   CHECK(h2.local_path == "/dev/other");
   CHECK(h2.provider_name == "other");
