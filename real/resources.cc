@@ -47,6 +47,9 @@ Result<std::unique_ptr<BlockFrontend>> RealFrontends::open(const config::Resourc
     case config::FrontendKind::ublk:
       break;
   }
+  // The ublk server (real/ublk/) is tested against a fake kernel only: no machine this
+  // project runs on has the driver yet, and START_DEV waits for reads the core serves only
+  // once the role has started. Until it has run on a kernel with ublk it is not offered.
   return fail(Errc::unsupported,
               fmt::format("frontend ublk of resource {} is not available in this version; use "
                           "`frontend fuse`, `frontend nbd` or `frontend none`",
