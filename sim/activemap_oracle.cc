@@ -179,41 +179,49 @@ void ActivemapOracle::check_range(const Pair& pair, NodeId id, std::uint64_t dis
          why);
 }
 
-// The stable data of every extent outside U is byte-identical on both disks.
+// The stable data of every extent outside U is byte-identical on both disks. Compared a
+// chunk (SparseImage::chunk_bytes) at a time, and only where either image changed since
+// the last comparison found the piece equal.
 void ActivemapOracle::check_stable(const Pair& pair, std::string_view why) {
   const meta::Metadata& layout = pair.views[0].metadata;
+  for (std::uint64_t extent = 0; extent < pair.extent_count; extent++) {
+    if (pair.marked[extent]) continue;
+    std::uint64_t start = layout.local_offset_bytes + extent * layout.extent_size_bytes;
+    std::uint64_t end = layout.local_offset_bytes +
+                        std::min(layout.data_size_bytes, (extent + 1) * layout.extent_size_bytes);
+    for (std::uint64_t at = start; at < end && !reported_[extent];) {
+      std::uint64_t next =
+          std::min(end, (at / SparseImage::chunk_bytes + 1) * SparseImage::chunk_bytes);
+      check_piece(pair, extent, at, next - at, why);
+      at = next;
+    }
+  }
+}
+
+// Disk bytes [at, at + length) of `extent`, within one chunk.
+void ActivemapOracle::check_piece(const Pair& pair, std::uint64_t extent, std::uint64_t at,
+                                  std::uint64_t length, std::string_view why) {
   const SparseImage& first = pair.views[0].disk->pristine().stable();
   const SparseImage& second = pair.views[1].disk->pristine().stable();
-  std::vector<std::byte> left, right;
-  for (std::uint64_t extent = 0; extent < pair.extent_count; extent++) {
-    if (pair.marked[extent] || reported_[extent]) continue;
-    std::uint64_t start = extent * layout.extent_size_bytes;
-    std::uint64_t length =
-        std::min<std::uint64_t>(layout.extent_size_bytes, layout.data_size_bytes - start);
-    std::uint64_t at = layout.local_offset_bytes + start;
-    std::pair stamps{first.range_stamp(at, length), second.range_stamp(at, length)};
-    auto known = verified_.find(extent);
-    if (known != verified_.end() && known->second == stamps) continue;
-    left.resize(length);
-    right.resize(length);
-    first.read(at, left);
-    second.read(at, right);
-    auto [l, r] = std::mismatch(left.begin(), left.end(), right.begin());
-    if (l == left.end()) {
-      verified_[extent] = stamps;
-      continue;
-    }
-    std::uint64_t within = static_cast<std::uint64_t>(l - left.begin()) / sector_bytes;
-    auto piece = [&](const std::vector<std::byte>& bytes) {
-      return std::span(bytes).subspan(within * sector_bytes, sector_bytes);
-    };
-    std::uint64_t sector = start / sector_bytes + within;
-    report(pair, extent, sector,
-           fmt::format("the stable copies differ: {} holds {}, {} holds {}",
-                       cluster_.node(0).name(), describe_value(piece(left)),
-                       cluster_.node(1).name(), describe_value(piece(right))),
-           why);
+  std::uint64_t chunk = at / SparseImage::chunk_bytes;
+  HAST_ASSERT((at + length - 1) / SparseImage::chunk_bytes == chunk);
+  std::pair stamps{first.chunk_stamp(chunk), second.chunk_stamp(chunk)};
+  auto& known = verified_[at];  // pieces never overlap: their start names them
+  if (known == stamps) return;  // (0, 0): never written on either disk, zeroes on both
+  auto differ = first.first_difference(second, at, length);
+  if (!differ) {
+    known = stamps;
+    return;
   }
+  std::uint64_t at_sector = *differ / sector_bytes * sector_bytes;
+  std::vector<std::byte> left(sector_bytes), right(sector_bytes);
+  first.read(at_sector, left);
+  second.read(at_sector, right);
+  std::uint64_t sector = (at_sector - pair.views[0].metadata.local_offset_bytes) / sector_bytes;
+  report(pair, extent, sector,
+         fmt::format("the stable copies differ: {} holds {}, {} holds {}", cluster_.node(0).name(),
+                     describe_value(left), cluster_.node(1).name(), describe_value(right)),
+         why);
 }
 
 void ActivemapOracle::report(const Pair& pair, std::uint64_t extent, std::uint64_t sector,

@@ -116,6 +116,8 @@ class ActivemapOracle final : public WorldObserver {
   void check_range(const Pair& pair, NodeId id, std::uint64_t disk_offset,
                    std::span<const std::byte> data, const Source& source, std::string_view why);
   void check_stable(const Pair& pair, std::string_view why);
+  void check_piece(const Pair& pair, std::uint64_t extent, std::uint64_t at, std::uint64_t length,
+                   std::string_view why);
   void report(const Pair& pair, std::uint64_t extent, std::uint64_t sector, std::string detail,
               std::string_view why);
   static std::string describe_value(std::span<const std::byte> bytes);
@@ -124,7 +126,8 @@ class ActivemapOracle final : public WorldObserver {
   ActivemapOracleOptions options_;
   bool suspended_ = false;
   Instant next_check_{};
-  // Per extent: the two stable images' range stamps when the extent last compared equal.
+  // Per piece of an extent within one chunk (by its disk offset): the two stable images'
+  // chunk stamps when the piece last compared equal.
   std::map<std::uint64_t, std::pair<std::uint64_t, std::uint64_t>> verified_;
   std::vector<bool> reported_;  // per extent: one violation each
   std::vector<Violation> violations_;

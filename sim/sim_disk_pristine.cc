@@ -106,17 +106,32 @@ void SparseImage::zero(std::uint64_t offset, std::uint64_t length) {
   }
 }
 
-std::uint64_t SparseImage::range_stamp(std::uint64_t offset, std::uint64_t length) const {
-  HAST_ASSERT(offset <= size_);
-  HAST_ASSERT(length <= size_ - offset);
-  std::uint64_t stamp = floor_;
-  if (length == 0) return stamp;
-  const std::uint64_t last = (offset + length - 1) / chunk_bytes;
-  for (auto it = stamps_.lower_bound(offset / chunk_bytes);
-       it != stamps_.end() && it->first <= last; ++it) {
-    stamp = std::max(stamp, it->second);
+std::uint64_t SparseImage::chunk_stamp(std::uint64_t index) const {
+  HAST_ASSERT(index * chunk_bytes < size_);
+  auto found = stamps_.find(index);
+  return found == stamps_.end() ? floor_ : std::max(floor_, found->second);
+}
+
+std::optional<std::uint64_t> SparseImage::first_difference(const SparseImage& other,
+                                                           std::uint64_t offset,
+                                                           std::uint64_t length) const {
+  HAST_ASSERT(other.size_ == size_);
+  HAST_ASSERT(offset <= size_ && length <= size_ - offset);
+  static const std::vector<std::byte> zeroes(chunk_bytes);
+  for (std::uint64_t done = 0; done < length;) {
+    const std::uint64_t position = offset + done;
+    const std::uint64_t within = position % chunk_bytes;
+    const std::uint64_t count = std::min<std::uint64_t>(chunk_bytes - within, length - done);
+    auto mine = chunks_.find(position / chunk_bytes);
+    auto theirs = other.chunks_.find(position / chunk_bytes);
+    const std::byte* a = (mine == chunks_.end() ? zeroes : mine->second).data() + within;
+    const std::byte* b = (theirs == other.chunks_.end() ? zeroes : theirs->second).data() + within;
+    if (a != b && std::memcmp(a, b, count) != 0) {
+      return position + static_cast<std::uint64_t>(std::mismatch(a, a + count, b).first - a);
+    }
+    done += count;
   }
-  return stamp;
+  return std::nullopt;
 }
 
 std::vector<std::uint64_t> SparseImage::chunk_indices() const {

@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -64,10 +65,14 @@ class SparseImage {
   // ContentHasher value over the image: equal bytes give equal hashes, whatever the
   // chunks that happen to be allocated.
   std::uint64_t content_hash() const;
-  // A number that grows whenever a byte of [offset, offset + length) may have changed (a
-  // write, zero or clear touching it), so an unchanged stamp means unchanged bytes. Lets
-  // an oracle skip ranges it has already compared. The range lies within size().
-  std::uint64_t range_stamp(std::uint64_t offset, std::uint64_t length) const;
+  // A number that grows whenever a byte of chunk `index` may have changed (a write, zero
+  // or clear touching it), so an unchanged stamp means unchanged bytes: an oracle skips
+  // what it already compared. 0 for a chunk never touched since the image was created.
+  std::uint64_t chunk_stamp(std::uint64_t index) const;
+  // The first offset in [offset, offset + length) where this image and `other` (of the
+  // same size) differ, or nullopt. Compares in place: nothing is copied.
+  std::optional<std::uint64_t> first_difference(const SparseImage& other, std::uint64_t offset,
+                                                std::uint64_t length) const;
 
  private:
   void touch(std::uint64_t chunk) { stamps_[chunk] = ++stamp_clock_; }
