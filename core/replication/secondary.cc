@@ -97,6 +97,13 @@ Result<void> SecondarySession::handshake(const proto::IdentityRequest& identity)
     decision = SyncDecision{HandshakeCase::secondary_out_of_date, SyncSource::primary,
                             MapToSend::on_disk};  // the bug: overwrite this node's writes
   }
+  if (decision.map == MapToSend::all_ones) {
+    // Everything is to be copied here: say so on this disk before adopting the pair's
+    // resuid. Otherwise a primary that dies before it saved the map it merges would meet a
+    // paired, "out of date" node with a clean map and sync nothing (O3 finding).
+    static_cast<void>(local_.map().set_all_dirty());  // persisted right below
+    HAST_TRY(local_.persist_map(local_.map().generation()));
+  }
   if (decision.adopt_resuid) {
     HAST_TRY(local_.update_metadata([&](meta::Metadata& adopted) {
       adopted.resuid = identity.resuid;

@@ -1,5 +1,5 @@
-// Findings of the online oracles that the default swarm steps around (hidden: run them by
-// name or with "[finding]"). Each reproduces a behaviour of core that an oracle flags.
+// Regression tests for what the online oracles found in core, each reproducing the
+// scenario an oracle flagged.
 #include <cstdlib>
 #include <string>
 
@@ -31,8 +31,8 @@ std::uint64_t stable_resuid(SimCluster& cluster, hast::sim::NodeId id) {
 
 }  // namespace
 
-TEST_CASE("O3 finding (fails until fixed): a primary crash as a re-created node adopts the resuid",
-          "[.][finding][sim]") {
+TEST_CASE("O3 finding: a primary crash while a re-created node adopts the resuid loses no sync",
+          "[finding][sim]") {
   // Split-brain recovery re-creates the losing node (resuid 0, blank map, old data). At
   // its first handshake it adopts the pair's resuid, durably, and answers with an
   // all-ones map; only then does the primary merge it and make its map durable. A primary
