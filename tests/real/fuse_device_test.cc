@@ -32,6 +32,7 @@
 #include "real/log.h"
 #include "real/loop.h"
 #include "real/ring.h"
+#include "tests/support/real_loop.h"
 
 namespace hast::real::fuse {
 namespace {
@@ -69,23 +70,9 @@ struct TempDir {
   std::string path;
 };
 
-struct Loop {
-  RealClock clock;
-  GuardedStacks stacks{256 * 1024};
-  fiber::Scheduler scheduler{clock, stacks, nullptr, {}};
-  Ring ring{scheduler};
+struct Loop : test::RealLoop {
+  Loop() : test::RealLoop(256) {}
   StderrLog log{"fuse-test", LogLevel::info};
-
-  void run() {
-    try {
-      scheduler.run(ring);
-    } catch (...) {
-      ring.drain();
-      scheduler.shutdown();
-      throw;
-    }
-    ring.drain();
-  }
 };
 
 // The core, in memory: each part is applied to `bytes` and completed at once.

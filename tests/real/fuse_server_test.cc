@@ -29,6 +29,7 @@
 #include "real/fuse/off_thread.h"
 #include "real/log.h"
 #include "real/ring.h"
+#include "tests/support/real_loop.h"
 
 namespace hast::real::fuse {
 namespace {
@@ -66,23 +67,9 @@ struct TempDir {
 
 // A scheduler on the test's thread with its ring. run() shuts the scheduler down if a
 // fiber failed, so the objects below it may be destroyed.
-struct Loop {
-  RealClock clock;
-  GuardedStacks stacks{256 * 1024};
-  fiber::Scheduler scheduler{clock, stacks, nullptr, {}};
-  Ring ring{scheduler};
+struct Loop : test::RealLoop {
+  Loop() : test::RealLoop(256) {}
   StderrLog log{"fuse-test", LogLevel::info};
-
-  void run() {
-    try {
-      scheduler.run(ring);
-    } catch (...) {
-      ring.drain();
-      scheduler.shutdown();
-      throw;
-    }
-    ring.drain();
-  }
 };
 
 // The core, in memory: each part is applied to `bytes` and completed at once, or, with
