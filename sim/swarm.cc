@@ -2,10 +2,12 @@
 // the final checks (see swarm.h).
 #include "sim/swarm.h"
 
+#include <array>
 #include <cstdio>
 
 #include <fmt/format.h>
 
+#include "core/meta/metadata.h"
 #include "sim/activemap_oracle.h"
 #include "sim/cluster.h"
 #include "sim/latency_oracle.h"
@@ -33,8 +35,9 @@ enum class Fault : std::uint8_t {
   clog,
   split_brain,
   zombie,
+  empty_disk,
 };
-constexpr int kFaultKinds = 10;
+constexpr int kFaultKinds = 11;
 
 Duration between(Prng& random, Duration low, Duration high) {
   return Duration(static_cast<Duration::rep>(uniform(
@@ -63,6 +66,8 @@ class Runner {
   void schedule_faults();
   void inject(Fault fault);
   void restart_later(NodeId id, Role role, Duration delay);
+  void replace_disk_later(NodeId id, Duration delay);
+  bool primary_has_stale_extents();
   bool failover_safe();
   void liveness();
   bool converged();
@@ -84,6 +89,7 @@ class Runner {
   NodeId primary_ = 0;
   NodeId secondary_ = 1;
   bool split_brain_ = false;
+  std::array<bool, 2> fresh_disk_{};  // swapped in empty, not known to be synced yet
   NodeId split_loser_ = 0;
   Instant split_since_{};
   std::map<std::string, std::uint64_t> coverage_;
@@ -115,6 +121,28 @@ void Runner::restart_later(NodeId id, Role role, Duration delay) {
     world().after(10ms, "role", [this, id, role] { cluster_.set_role(id, role); });
     say(fmt::format("restart {} as {}", cluster_.node(id).name(), meta::role_name(role)));
   });
+}
+
+// The node's disk is swapped for an empty one once nothing of its last incarnation is in
+// flight, then `hastctl create` and `role secondary` (row 17).
+void Runner::replace_disk_later(NodeId id, Duration delay) {
+  world().after(delay, "replace disk", [this, id] {
+    if (cluster_.node(id).running()) return;
+    if (cluster_.disk(id).in_flight_count() > 0) return replace_disk_later(id, 10ms);
+    cluster_.disk(id).replace_with_empty();
+    fresh_disk_[id] = true;
+    cluster_.start(id, /*create=*/true);
+    world().after(10ms, "role", [this, id] { cluster_.set_role(id, Role::secondary); });
+    say(fmt::format("hastctl create on {}'s new disk; role secondary", cluster_.node(id).name()));
+  });
+}
+
+// The primary's metadata on its disk lists stale extents (read from the disk's bytes).
+bool Runner::primary_has_stale_extents() {
+  std::vector<std::byte> block(meta::metadata_size);
+  cluster_.disk(primary_).peek_current(0, block);
+  auto metadata = meta::decode_block(block, "swarm");
+  return !metadata || !metadata->stale_extents.empty();
 }
 
 // A failover is safe only from a pair in sync: promoting a half-synced node is what the
@@ -156,6 +184,11 @@ void Runner::inject(Fault fault) {
     case Fault::failover: {
       if (mode_ == config::ReplicationMode::async) return inject(Fault::restart_primary);
       bool in_sync = failover_safe();
+      // An operator does not promote a disk that was just swapped in empty and never
+      // synced: it holds nothing (its promotion would start a new resource, refused by
+      // the other node's resuid for good).
+      if (in_sync) fresh_disk_[secondary_] = false;
+      if (fresh_disk_[secondary_]) return inject(Fault::restart_primary);
       say(fmt::format("kill -9 the primary; promote {}{}", secondary.name(),
                       in_sync ? "" : " (the pair was not in sync)"));
       count(in_sync ? "failovers" : "failovers out of sync");
@@ -224,6 +257,16 @@ void Runner::inject(Fault fault) {
       });
       return;
     }
+    case Fault::empty_disk:
+      // Row 17: the secondary's disk is swapped for an empty one, which the operator
+      // creates and makes secondary again: it must become a sync target, never a source.
+      // Not while an extent's only good copy is on it (a local write failed on the
+      // primary): that double fault loses acknowledged data by construction.
+      if (primary_has_stale_extents()) return inject(Fault::kill_secondary);
+      say("kill the secondary; its disk is replaced by an empty one");
+      count("empty disks");
+      secondary.kill();
+      return replace_disk_later(secondary_, between(plan_, 100ms, 1500ms));
     case Fault::split_brain:
       // Promoting a half-synced node is what the inconsistent flag must refuse (defect 8,
       // not modelled yet): only split a pair that is in sync.

@@ -118,6 +118,7 @@ class Primary {
                       RemoteOp& op, bool sent, bool local_ok);
   Result<void> raise_generation();
   Result<void> persist_counters();
+  Result<void> forget_stale_extents();
   Result<void> mark_stale(std::uint64_t offset, std::uint64_t length);
   bool extents_clean(std::uint64_t offset, std::uint64_t length) const;
   bool stale_range(std::uint64_t offset, std::uint64_t length) const;

@@ -126,7 +126,10 @@ Result<void> Primary::handshake(Link& link) {
   }
   auto map = proto::decode_payload(accepted->nv, std::move(accepted->payload), limits.payload_max);
   if (!map) return fail(map.error());
-  if (reply->virgin) ignore_needs_persist(generation_.on_virgin_secondary());
+  if (reply->virgin) {
+    ignore_needs_persist(generation_.on_virgin_secondary());
+    HAST_TRY(forget_stale_extents());
+  }
   HAST_TRY(persist_counters());
   if (!map->empty()) {
     auto merged = local_.map().merge(*map);
@@ -323,6 +326,25 @@ LegState Primary::wait_remote(RemoteOp& op, bool until_final) {
     }
   }
   return op.final;
+}
+
+// The secondary is new (an empty disk, created again): the good copies of the extents stale
+// here were on the disk it replaced and are gone. An empty disk is never a sync source
+// (row 17): this node's copies, possibly older, become the data, and the loss is logged.
+Result<void> Primary::forget_stale_extents() {
+  const auto& stale = local_.metadata().stale_extents;
+  if (stale.empty()) return ok();
+  std::string list;
+  for (meta::ExtentIndex extent : stale)
+    list += fmt::format("{}{}", list.empty() ? "" : ", ", extent.value);
+  log_error(context_.io.log,
+            "[{}] The secondary's disk is new: extents {} had their good copy only there (a "
+            "local write failed); they keep this node's older data.",
+            context_.config.name, list);
+  return local_.update_metadata([](meta::Metadata& updated) {
+    updated.stale_extents.clear();
+    return true;
+  });
 }
 
 }  // namespace hast::replication

@@ -155,11 +155,11 @@ TEST_CASE("O7: a secondary serving two primary sessions at once is caught", "[si
 
 TEST_CASE("O7: a zombie's writes merged silently (skip_generation_raise) are caught",
           "[sim][oracle]") {
-  // Seed 7 (fullsync) runs a split-brain episode: both nodes acknowledge writes as
+  // Seed 5 (fullsync) runs a split-brain episode: both nodes acknowledge writes as
   // primary. Healthy, the reconnect reports the split-brain; mutated, the writes raise no
   // counter, the reconnect sees a pair in sync and a sync overwrites one side's writes.
   hast::sim::RunOptions options;
-  options.seed = 7;
+  options.seed = 5;
   options.mode = hast::config::ReplicationMode::fullsync;
   auto healthy = hast::sim::run_seed(options);
   for (const auto& violation : healthy.violations)
