@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "core/meta/metadata.h"
 #include "sim/cluster.h"
 #include "sim/sim_network.h"
 
@@ -222,4 +223,59 @@ TEST_CASE("Replication: metadata survives a power loss right after it is written
     lost_pairing += pairs_after_early_power_loss(mutated, seed) ? 0 : 1;
   }
   CHECK(lost_pairing > 0);
+}
+
+namespace {
+
+hast::meta::Metadata metadata_of(SimCluster& cluster, hast::sim::NodeId id) {
+  std::vector<std::byte> block(hast::meta::metadata_size);
+  cluster.disk(id).peek_current(0, block);
+  auto metadata = hast::meta::decode_block(block, "test");
+  REQUIRE(metadata);
+  return *metadata;
+}
+
+}  // namespace
+
+// Row 17: extents stale on the primary (a local write failed, the good copy went to the
+// secondary) when the secondary's disk is swapped for an empty one. The empty disk is
+// never a sync source: the primary keeps its own copies of those extents (and logs the
+// loss) instead of reading or syncing them from the new disk.
+TEST_CASE("Replication: a new empty secondary disk is never the source of stale extents",
+          "[sim][replication]") {
+  SimCluster cluster(options_for(11, hast::config::ReplicationMode::fullsync));
+  auto& world = cluster.world();
+  cluster.start_pair(kA, kB, 100ms);
+  world.at(Instant{} + 500ms, "local write errors", [&] {
+    hast::sim::SimDiskFaults faults;
+    faults.write_error_probability = 0.3;
+    cluster.disk(kA).set_faults(faults);
+  });
+  // B goes before a sync can repair A's stale extents from it.
+  world.at(Instant{} + 650ms, "kill B", [&] { cluster.node(kB).kill(); });
+  world.at(Instant{} + 700ms, "faults off", [&] { cluster.disk(kA).faults_off(); });
+  world.at(Instant{} + 1s, "stop", [&] { cluster.workload().stop(); });
+  world.run_for(1500ms);
+  auto before = metadata_of(cluster, kA);
+  REQUIRE(!before.stale_extents.empty());
+  // A's own bytes of its stale extents, which it must keep (the last extent is short).
+  auto extent_bytes = [&](hast::meta::ExtentIndex extent) {
+    std::uint64_t start = extent.value * before.extent_size_bytes;
+    std::vector<std::byte> bytes(
+        std::min<std::uint64_t>(before.extent_size_bytes, before.data_size_bytes - start));
+    cluster.disk(kA).peek_current(before.local_offset_bytes + start, bytes);
+    return bytes;
+  };
+  std::vector<std::vector<std::byte>> kept;
+  for (auto extent : before.stale_extents)
+    kept.push_back(extent_bytes(extent));
+  cluster.disk(kB).replace_with_empty();
+  cluster.start(kB, /*create=*/true);
+  world.at(world.now() + 10ms, "role", [&] { cluster.set_role(kB, Role::secondary); });
+  REQUIRE(converge(cluster, world.now() + 60s));
+  CHECK(metadata_of(cluster, kA).stale_extents.empty());
+  CHECK(cluster.data_identical());
+  for (std::size_t i = 0; i < kept.size(); i++) {
+    CHECK(extent_bytes(before.stale_extents[i]) == kept[i]);
+  }
 }
