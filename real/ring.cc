@@ -137,6 +137,19 @@ void Ring::notify() {
   [[maybe_unused]] ssize_t n = ::write(event_fd_, &one, sizeof one);
 }
 
+int errno_for(Errc code) {
+  switch (code) {
+    case Errc::invalid_argument:
+      return EINVAL;
+    case Errc::no_space:
+      return ENOSPC;
+    case Errc::unsupported:
+      return EOPNOTSUPP;
+    default:
+      return EIO;
+  }
+}
+
 Error errno_error(int negative_errno, std::string_view what) {
   int e = -negative_errno;
   std::string context = fmt::format("{}: {}", what, std::strerror(e));

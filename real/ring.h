@@ -89,4 +89,9 @@ class Ring final : public fiber::Poller {
 // names the operation for the error message.
 Error errno_error(int negative_errno, std::string_view what);
 
+// The other way, for the block frontends (FUSE, ublk) that answer a kernel: the errno a
+// failed request is answered with. EINVAL, ENOSPC, EOPNOTSUPP for those kinds; EIO for
+// everything else (a role change, a lost peer, a failing disk), as a failing disk's.
+int errno_for(Errc code);
+
 }  // namespace hast::real

@@ -10,6 +10,7 @@
 // answered request's fuse_req is gone (libfuse frees it with the reply).
 #define FUSE_USE_VERSION 312
 #include "real/fuse/fuse_server.h"
+#include "real/ring.h"
 
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
@@ -44,21 +45,6 @@ constexpr std::uint32_t statfs_block_bytes = 4096;
 
 bool is_power_of_two(std::uint64_t value) {
   return value != 0 && (value & (value - 1)) == 0;
-}
-
-// The errno a failed request is answered with. A role change (cancelled) and lost peers
-// are EIO, as a failing disk's would be.
-int errno_of(Errc code) {
-  switch (code) {
-    case Errc::invalid_argument:
-      return EINVAL;
-    case Errc::no_space:
-      return ENOSPC;
-    case Errc::unsupported:
-      return EOPNOTSUPP;
-    default:
-      return EIO;
-  }
 }
 
 bool changes_data(BlockOp op) {
@@ -593,7 +579,7 @@ void FuseServer::answer(Request& request, int forced_error) {
   requests_.erase(request.id);
   slots_.wake_all();
   int error = forced_error;
-  if (error == 0 && request.error) error = errno_of(request.error->code());
+  if (error == 0 && request.error) error = errno_for(request.error->code());
   int sent = 0;
   if (error != 0) {
     stats_.failed++;

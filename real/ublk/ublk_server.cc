@@ -9,6 +9,7 @@
 // parts_pending counts exactly its entries in parts_; tags_armed_ + tags_ended_ never
 // exceeds tags_.size().
 #include "real/ublk/ublk_server.h"
+#include "real/ring.h"
 
 #include <algorithm>
 #include <bit>
@@ -49,19 +50,6 @@ Errc errc_of_errno(int error) {
 }
 
 }  // namespace
-
-int errno_of(Errc code) {
-  switch (code) {
-    case Errc::invalid_argument:
-      return EINVAL;
-    case Errc::no_space:
-      return ENOSPC;
-    case Errc::unsupported:
-      return EOPNOTSUPP;
-    default:
-      return EIO;
-  }
-}
 
 // One request of the kernel, from its fetch to its commit (and to its last part).
 struct UblkServer::Io {
@@ -432,7 +420,7 @@ std::int32_t UblkServer::result_of(Tag& tag, const Io& io) {
   HAST_ASSERT(io.parts_pending == 0);
   if (io.error) {
     stats_.failed++;
-    return -errno_of(io.error->code());
+    return -errno_for(io.error->code());
   }
   if (io.op == BlockOp::flush) return 0;
   return static_cast<std::int32_t>(io.length);

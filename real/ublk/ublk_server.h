@@ -182,8 +182,4 @@ class UblkServer final : public BlockFrontend {
   UblkServerStats stats_;
 };
 
-// The errno a failed request is committed with: EINVAL, ENOSPC, EOPNOTSUPP for those
-// kinds, EIO for everything else (a role change, a lost peer, a failing disk).
-int errno_of(Errc code);
-
 }  // namespace hast::real::ublk

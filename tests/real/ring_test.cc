@@ -142,3 +142,20 @@ TEST_CASE("GuardedStacks: stacks are reused and sized in pages", "[real][stacks]
 
 }  // namespace
 }  // namespace hast::real
+
+namespace hast::real {
+namespace {
+
+TEST_CASE("errno_for and errno_error map the kinds a frontend answers with", "[real][ring]") {
+  CHECK(errno_for(Errc::invalid_argument) == EINVAL);
+  CHECK(errno_for(Errc::no_space) == ENOSPC);
+  CHECK(errno_for(Errc::unsupported) == EOPNOTSUPP);
+  CHECK(errno_for(Errc::cancelled) == EIO);
+  CHECK(errno_for(Errc::disconnected) == EIO);
+  for (Errc code : {Errc::invalid_argument, Errc::no_space, Errc::unsupported}) {
+    CHECK(errno_error(-errno_for(code), "round trip").code() == code);
+  }
+}
+
+}  // namespace
+}  // namespace hast::real
