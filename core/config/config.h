@@ -21,7 +21,7 @@
 //
 // Extensions (ours, DESIGN.md §7), recognised only in statement position so that names
 // such as `fuse` or `frontend` stay usable as resource and node names:
-//   frontend nbd [ADDRESS] | fuse [LINK] | ublk | none    resource and resource-node
+//   frontend nbd [ADDRESS] | fuse [LINK] | ublk [LINK] | none   resource and resource-node
 //   syncrate NUM[K|M|G] | none                            global and resource
 #pragma once
 
@@ -87,11 +87,12 @@ struct RemoteSetting {
 };
 
 // `frontend ...`. In a Config the optional parts are what the file says; in a resolved
-// ResourceConfig the defaults are filled in: nbd always has an address and fuse a link.
+// ResourceConfig the defaults are filled in: nbd always has an address, fuse and ublk a
+// link.
 struct FrontendConfig {
   FrontendKind kind = default_frontend;
   std::optional<ConfiguredAddress> nbd_address;  // nbd only
-  std::optional<std::string> fuse_link;          // fuse only: an absolute path
+  std::optional<std::string> fuse_link;          // fuse and ublk: an absolute path
 
   friend bool operator==(const FrontendConfig&, const FrontendConfig&) = default;
 };

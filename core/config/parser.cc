@@ -181,7 +181,7 @@ class Parser {
   Result<int> parse_timeout(const Token& keyword);
   Result<RemoteSetting> parse_remote(const Token& keyword);
   Result<FrontendConfig> parse_frontend(const Token& keyword);
-  Result<std::optional<std::string>> optional_fuse_link();
+  Result<std::optional<std::string>> optional_link(std::string_view kind);
   Result<std::uint64_t> parse_syncrate(const Token& keyword);
   template <typename T>
   Result<T> expect_choice(const Token& keyword,
@@ -443,7 +443,7 @@ Result<T> Parser::expect_choice(const Token& keyword,
   return expected(keyword, names, token);
 }
 
-// `frontend nbd [ADDRESS] | fuse [LINK] | ublk | none` (ours, DESIGN.md §7).
+// `frontend nbd [ADDRESS] | fuse [LINK] | ublk [LINK] | none` (ours, DESIGN.md §7).
 Result<FrontendConfig> Parser::parse_frontend(const Token& keyword) {
   const Token& kind = take();
   FrontendConfig frontend;
@@ -451,6 +451,9 @@ Result<FrontendConfig> Parser::parse_frontend(const Token& keyword) {
     frontend.kind = FrontendKind::none;
   } else if (kind.is_word("ublk")) {
     frontend.kind = FrontendKind::ublk;
+    auto link = optional_link("ublk");
+    if (!link) return fail(link.error());
+    frontend.fuse_link = std::move(*link);
   } else if (kind.is_word("nbd")) {
     frontend.kind = FrontendKind::nbd;
     auto address = optional_nbd_address(keyword);
@@ -458,7 +461,7 @@ Result<FrontendConfig> Parser::parse_frontend(const Token& keyword) {
     frontend.nbd_address = std::move(*address);
   } else if (kind.is_word("fuse")) {
     frontend.kind = FrontendKind::fuse;
-    auto link = optional_fuse_link();
+    auto link = optional_link("fuse");
     if (!link) return fail(link.error());
     frontend.fuse_link = std::move(*link);
   } else {
@@ -475,8 +478,8 @@ Result<std::optional<ConfiguredAddress>> Parser::optional_nbd_address(const Toke
   return std::optional<ConfiguredAddress>(std::move(*address));
 }
 
-// The link of `frontend fuse`, when one follows: an absolute path.
-Result<std::optional<std::string>> Parser::optional_fuse_link() {
+// The link of `frontend fuse` or `frontend ublk`, when one follows: an absolute path.
+Result<std::optional<std::string>> Parser::optional_link(std::string_view kind) {
   if (!is_optional_argument(peek())) return std::optional<std::string>();
   const Token& token = take();
   HAST_ASSERT(token.kind == TokenKind::string);
@@ -485,7 +488,8 @@ Result<std::optional<std::string>> Parser::optional_fuse_link() {
   }
   if (token.text.front() != '/') {
     return config_error(
-        token.line, fmt::format("frontend fuse link {} is not an absolute path", describe(token)));
+        token.line,
+        fmt::format("frontend {} link {} is not an absolute path", kind, describe(token)));
   }
   return std::optional<std::string>(std::string(token.text));
 }

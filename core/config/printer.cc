@@ -63,7 +63,8 @@ void Printer::frontend(const FrontendConfig& frontend, int depth) {
   if (frontend.kind == FrontendKind::nbd && frontend.nbd_address) {
     text += fmt::format(" {}", frontend.nbd_address->text);
   }
-  if (frontend.kind == FrontendKind::fuse && frontend.fuse_link) {
+  bool linked = frontend.kind == FrontendKind::fuse || frontend.kind == FrontendKind::ublk;
+  if (linked && frontend.fuse_link) {
     text += fmt::format(" {}", *frontend.fuse_link);
   }
   line(depth, text);

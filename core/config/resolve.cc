@@ -61,7 +61,8 @@ ConfiguredAddress default_address(std::string_view text) {
   return ConfiguredAddress{std::string(text), std::move(*address)};
 }
 
-// Fills in the defaults of a frontend: nbd's socket and fuse's link are per resource.
+// Fills in the defaults of a frontend: nbd's socket and the link of fuse and ublk are per
+// resource.
 // The NBD socket goes next to the control socket, so that two nodes on one machine (each
 // with its own control socket) get their own.
 FrontendConfig complete_frontend(FrontendConfig frontend, std::string_view resource,
@@ -74,7 +75,8 @@ FrontendConfig complete_frontend(FrontendConfig frontend, std::string_view resou
     address.path = fmt::format("{}/{}.nbd", socket_directory, resource);
     frontend.nbd_address = ConfiguredAddress{address.path, address};
   }
-  if (frontend.kind == FrontendKind::fuse && !frontend.fuse_link) {
+  bool linked = frontend.kind == FrontendKind::fuse || frontend.kind == FrontendKind::ublk;
+  if (linked && !frontend.fuse_link) {
     frontend.fuse_link = fmt::format("{}/{}", fuse_link_directory, resource);
   }
   return frontend;

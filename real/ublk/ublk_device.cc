@@ -26,6 +26,8 @@ std::byte* command_area(io_uring_sqe* sqe) {
 }
 
 constexpr unsigned control_ring_entries = 4;
+// The kernel's internal ENOTSUPP, which old drivers return for unknown commands.
+constexpr int enotsupp = 524;
 constexpr int char_open_attempts = 20;
 constexpr Duration char_open_retry = std::chrono::milliseconds(50);
 
@@ -131,15 +133,40 @@ int RealUblkKernel::command(std::uint32_t op, std::uint32_t dev_id, std::uint64_
     cmd.addr = reinterpret_cast<std::uint64_t>(buffer->data());
     cmd.len = static_cast<std::uint16_t>(buffer->size());
   }
+  int result = 0;
+  if (encoding_ == Encoding::legacy) {
+    result = run_control(legacy_opcode(op), cmd, buffer);
+  } else {
+    std::vector<std::byte> sent(buffer->begin(), buffer->end());
+    result = run_control(op, cmd, buffer);
+    if (result >= 0) encoding_ = Encoding::ioctl;
+    if (result < 0 && encoding_ == Encoding::unknown && result != -ECANCELED) {
+      // Perhaps a kernel before 6.4: the same command by its legacy number, from the
+      // same payload (the failed attempt may have written to it).
+      std::copy(sent.begin(), sent.end(), buffer->begin());
+      int legacy = run_control(legacy_opcode(op), cmd, buffer);
+      if (legacy >= 0) {
+        encoding_ = Encoding::legacy;
+        result = legacy;
+      } else {
+        std::copy(sent.begin(), sent.end(), buffer->begin());
+      }
+    }
+  }
+  if (result == -ECANCELED) return result;
+  std::copy(buffer->begin(), buffer->end(), payload.begin());
+  return result;
+}
+
+int RealUblkKernel::run_control(std::uint32_t op, const ublksrv_ctrl_cmd& cmd,
+                                const std::shared_ptr<std::vector<std::byte>>& buffer) {
   auto done = run_off_thread<int>(scheduler_, ring_, "ublk-control",
                                   [control = control_, buffer, op, cmd]() -> Result<int> {
                                     // `buffer` rides along: cmd.addr points into it.
                                     HAST_ASSERT(buffer != nullptr);
                                     return control->run(op, cmd);
                                   });
-  if (!done) return -ECANCELED;
-  std::copy(buffer->begin(), buffer->end(), payload.begin());
-  return *done;
+  return done ? *done : -ECANCELED;
 }
 
 int RealUblkKernel::add_dev(ublksrv_ctrl_dev_info& info) {
@@ -155,6 +182,10 @@ int RealUblkKernel::set_params(std::uint32_t dev_id, const ublk_params& params) 
   return command(cmd_set_params, dev_id, 0, std::as_writable_bytes(std::span(&copy, 1)));
 }
 
+int RealUblkKernel::get_params(std::uint32_t dev_id, ublk_params& params) {
+  return command(cmd_get_params, dev_id, 0, std::as_writable_bytes(std::span(&params, 1)));
+}
+
 int RealUblkKernel::start_dev(std::uint32_t dev_id, std::int32_t pid) {
   return command(cmd_start_dev, dev_id, static_cast<std::uint64_t>(pid), {});
 }
@@ -164,6 +195,13 @@ int RealUblkKernel::stop_dev(std::uint32_t dev_id) {
 }
 
 int RealUblkKernel::del_dev(std::uint32_t dev_id) {
+  // DEL_DEV waits until the block device's last user closed it (a mounted file system
+  // would hold the role change); DEL_DEV_ASYNC (6.9+, never legacy-encoded) does not.
+  // Older kernels reject the unknown command, and then only DEL_DEV is left.
+  if (encoding_ == Encoding::ioctl) {
+    int result = command(cmd_del_dev_async, dev_id, 0, {});
+    if (result != -EOPNOTSUPP && result != -EINVAL && result != -enotsupp) return result;
+  }
   return command(cmd_del_dev, dev_id, 0, {});
 }
 
@@ -229,7 +267,8 @@ int RealUblkKernel::io(std::uint32_t op, std::uint16_t queue, std::uint16_t tag,
   cmd.tag = tag;
   cmd.result = result;
   cmd.addr = reinterpret_cast<std::uint64_t>(buffer.data());
-  return ring_.run([&](io_uring_sqe* sqe) { prepare_io_sqe(sqe, char_fd_, op, cmd); });
+  std::uint32_t sent = encoding_ == Encoding::legacy ? legacy_opcode(op) : op;
+  return ring_.run([&](io_uring_sqe* sqe) { prepare_io_sqe(sqe, char_fd_, sent, cmd); });
 }
 
 int RealUblkKernel::fetch(std::uint16_t queue, std::uint16_t tag, std::span<std::byte> buffer) {

@@ -14,6 +14,12 @@
 // The driver requires every command of a queue to come from one thread: the scheduler's.
 // open_queues() maps each queue's descriptor array read-only; descriptor() copies one.
 //
+// Opcode encoding: kernels 6.4 and later take the ioctl-encoded opcodes (UBLK_U_*, and
+// may be built without the legacy ones); 6.0 to 6.3 know only the legacy numbers (the
+// ioctl number alone, _IOC_NR). Until a command has succeeded the encoding is unknown:
+// a command that fails ioctl-encoded is sent once more with its legacy number, and the
+// first success fixes the encoding for every later command, control and I/O.
+//
 // Not verifiable on machines without CONFIG_BLK_DEV_UBLK (the development and CI VMs):
 // the encoding is tested on its own, the rest by tests that skip without the driver.
 #pragma once
@@ -38,6 +44,10 @@ namespace hast::real::ublk {
 void prepare_control_sqe(io_uring_sqe* sqe, int fd, std::uint32_t op, const ublksrv_ctrl_cmd& cmd);
 // Fills a normal SQE with I/O command `op` on the /dev/ublkcN descriptor `fd`.
 void prepare_io_sqe(io_uring_sqe* sqe, int fd, std::uint32_t op, const ublksrv_io_cmd& cmd);
+// The legacy number of an ioctl-encoded opcode (what kernels before 6.4 take).
+constexpr std::uint32_t legacy_opcode(std::uint32_t op) {
+  return _IOC_NR(op);
+}
 
 class RealUblkKernel final : public UblkKernel {
  public:
@@ -53,6 +63,7 @@ class RealUblkKernel final : public UblkKernel {
   int add_dev(ublksrv_ctrl_dev_info& info) override;
   int get_dev_info(std::uint32_t dev_id, ublksrv_ctrl_dev_info& info) override;
   int set_params(std::uint32_t dev_id, const ublk_params& params) override;
+  int get_params(std::uint32_t dev_id, ublk_params& params) override;
   int start_dev(std::uint32_t dev_id, std::int32_t pid) override;
   int stop_dev(std::uint32_t dev_id) override;
   int del_dev(std::uint32_t dev_id) override;
@@ -80,6 +91,8 @@ class RealUblkKernel final : public UblkKernel {
   // copied to the kernel's buffer and back. Returns the CQE's result.
   int command(std::uint32_t op, std::uint32_t dev_id, std::uint64_t data,
               std::span<std::byte> payload);
+  int run_control(std::uint32_t op, const ublksrv_ctrl_cmd& cmd,
+                  const std::shared_ptr<std::vector<std::byte>>& buffer);
   int io(std::uint32_t op, std::uint16_t queue, std::uint16_t tag, std::int32_t result,
          std::span<std::byte> buffer);
 
@@ -89,6 +102,8 @@ class RealUblkKernel final : public UblkKernel {
   int char_fd_ = -1;
   std::uint16_t queue_depth_ = 0;
   std::vector<Mapping> descriptors_;  // one per queue
+  enum class Encoding : std::uint8_t { unknown, ioctl, legacy };
+  Encoding encoding_ = Encoding::unknown;
 };
 
 }  // namespace hast::real::ublk

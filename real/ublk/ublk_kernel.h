@@ -5,8 +5,8 @@
 // count on success, -errno on failure. Nothing here decides anything: the server chooses
 // the commands, their order and what a result means.
 //
-// Control plane (URING_CMD on /dev/ublk-control): add_dev, set_params, start_dev,
-// stop_dev, del_dev, get_dev_info, start_user_recovery, end_user_recovery. Each suspends
+// Control plane (URING_CMD on /dev/ublk-control): add_dev, set_params, get_params,
+// start_dev, stop_dev, del_dev, get_dev_info, start_user_recovery, end_user_recovery. Each suspends
 // the calling fiber until the command completed and never blocks the scheduler's thread:
 // START_DEV waits in the kernel until every tag has a FETCH outstanding (and, before 6.19,
 // until the partition scan's READs were served), and those are served by fibers of the
@@ -43,12 +43,16 @@ class UblkKernel {
   virtual int get_dev_info(std::uint32_t dev_id, ublksrv_ctrl_dev_info& info) = 0;
   // SET_PARAMS: before START_DEV (or before END_USER_RECOVERY it keeps the old ones).
   virtual int set_params(std::uint32_t dev_id, const ublk_params& params) = 0;
+  // GET_PARAMS of an existing device (`params.len` in: the size asked for).
+  virtual int get_params(std::uint32_t dev_id, ublk_params& params) = 0;
   // START_DEV with the serving process's pid: /dev/ublkbN appears. Completes only after
   // every tag of every queue has a FETCH outstanding.
   virtual int start_dev(std::uint32_t dev_id, std::int32_t pid) = 0;
   // STOP_DEV: the block device goes away; outstanding fetches complete with io_res_abort.
   virtual int stop_dev(std::uint32_t dev_id) = 0;
-  // DEL_DEV: after stop_dev and close_queues.
+  // DEL_DEV: after stop_dev and close_queues. Where the kernel allows it (6.9+:
+  // DEL_DEV_ASYNC) it does not wait for the block device's last user (a file system still
+  // mounted on it) to close it; older kernels wait for that.
   virtual int del_dev(std::uint32_t dev_id) = 0;
   // START_USER_RECOVERY: a device with UBLK_F_USER_RECOVERY whose server died (state
   // quiesced, or fail_io) accepts a new server; its queues are opened afresh.

@@ -82,6 +82,8 @@ UblkServer::UblkServer(fiber::Scheduler& scheduler, UblkKernel& kernel, Log& log
       options_(std::move(options)),
       tags_changed_(scheduler),
       tag_fibers_(scheduler),
+      control_fiber_(scheduler),
+      start_changed_(scheduler),
       queue_(scheduler, options_.queue_capacity) {
   const UblkServerOptions& o = options_;
   HAST_ASSERT(is_power_of_two(o.sector_size));
@@ -102,6 +104,8 @@ UblkServer::~UblkServer() {
                   "ublk server destroyed while the core holds {} of its requests", parts_.size());
   HAST_ASSERT_MSG(tag_fibers_.size() == 0 || scheduler_.is_shut_down(),
                   "ublk server destroyed while serving: close() it from a fiber first");
+  HAST_ASSERT_MSG(control_fiber_.size() == 0 || scheduler_.is_shut_down(),
+                  "ublk server destroyed while starting: close() it from a fiber first");
 }
 
 // ---- Start-up ----
@@ -114,30 +118,62 @@ Result<void> UblkServer::start() {
   auto attached = recovery ? attach_recovery() : add_device();
   if (!attached) {
     // Nothing serves yet; a device we added is ours to delete.
-    if (dev_id_ && !recovery) ignore_error(control(kernel_.del_dev(*dev_id_), "DEL_DEV"), "failed");
+    if (dev_id_ && !recovery) delete_device();
     state_ = UblkState::closed;
     closed_ = true;
     queue_.close();
+    start_result_ = attached;
     return attached;
   }
   auto served = serve_queues();
   if (!served) {
     abandon_start(!recovery);
+    start_result_ = served;
     return served;
   }
+  // Every tag has its FETCH outstanding: the last command may go, in the background.
+  auto spawned = control_fiber_.spawn("ublk-start", [this, recovery] { finish_start(recovery); });
+  if (!spawned) {
+    abandon_start(!recovery);
+    start_result_ = fail(spawned.error());
+    return fail(spawned.error());
+  }
+  return ok();
+}
+
+// The background fiber: START_DEV or END_USER_RECOVERY, while the tags serve.
+void UblkServer::finish_start(bool recovery) {
   auto started =
       recovery ? control(kernel_.end_user_recovery(*dev_id_, options_.pid), "END_USER_RECOVERY")
                : control(kernel_.start_dev(*dev_id_, options_.pid), "START_DEV");
-  if (!started) {
-    abandon_start(!recovery);
-    return started;
+  if (started && recovery) delete_at_close_ = true;  // served by us from now on
+  if (closed_ || scheduler_.is_shut_down()) {
+    // close() runs (it waits for this fiber) and tears down; or the node is dying and
+    // nothing may wait any more.
+    start_result_ = started ? fail(Errc::cancelled, "ublk server closed while starting") : started;
+  } else if (!started) {
+    log_error(log_, "[{}] ublk device /dev/ublkb{} cannot start: {}.", options_.name, *dev_id_,
+              started.error().message());
+    state_ = UblkState::failed;
+    abandon_start(delete_at_close_);
+    start_result_ = started;
+  } else {
+    state_ = UblkState::live;
+    log_info(log_, "[{}] ublk device /dev/ublkb{} {}: {} queues of {} tags, {} bytes.",
+             options_.name, *dev_id_, recovery ? "recovered" : "started", info_.nr_hw_queues,
+             info_.queue_depth, options_.size);
+    start_result_ = ok();
   }
-  if (closed_) return fail(Errc::cancelled, "ublk server closed while starting");
-  state_ = UblkState::live;
-  log_info(log_, "[{}] ublk device /dev/ublkb{} {}: {} queues of {} tags, {} bytes.", options_.name,
-           *dev_id_, recovery ? "recovered" : "started", info_.nr_hw_queues, info_.queue_depth,
-           options_.size);
-  return ok();
+  start_changed_.wake_all();
+}
+
+Result<void> UblkServer::wait_started() {
+  HAST_ASSERT(state_ != UblkState::created);
+  while (!start_result_) {
+    auto reason = start_changed_.wait(std::nullopt);
+    if (reason != fiber::WakeReason::woken) return fiber::wake_result(reason, "ublk start");
+  }
+  return *start_result_;
 }
 
 // ADD_DEV then SET_PARAMS: a new device, not started yet.
@@ -150,9 +186,11 @@ Result<void> UblkServer::add_device() {
   info.ublksrv_pid = options_.pid;
   info.flags = flag_cmd_ioctl_encode;
   if (options_.user_recovery) info.flags |= flag_user_recovery;
+  info.ublksrv_flags = options_.owner_stamp;
   HAST_TRY(control(kernel_.add_dev(info), "ADD_DEV"));
   dev_id_ = info.dev_id;
   info_ = info;
+  delete_at_close_ = true;
   if (options_.user_recovery && (info.flags & flag_user_recovery) == 0) {
     log_warning(log_, "[{}] ublk: the kernel has no user recovery: the device dies with hastd.",
                 options_.name);
@@ -242,17 +280,20 @@ ublk_params UblkServer::params() const {
   return p;
 }
 
-// start() failed after the tags started fetching: STOP_DEV ends their fetches.
-void UblkServer::abandon_start(bool delete_device) {
-  closed_ = true;
-  queue_.close();
-  fail_queued_parts();
-  abort_requests();
+// Start-up failed after the tags started fetching: STOP_DEV ends their fetches.
+void UblkServer::abandon_start(bool delete_it) {
+  stop_taking();
   ignore_error(control(kernel_.stop_dev(*dev_id_), "STOP_DEV"), "start() reports the first error");
   tag_fibers_.join_all();
   kernel_.close_queues();
-  if (delete_device) ignore_error(control(kernel_.del_dev(*dev_id_), "DEL_DEV"), "idem");
+  if (delete_it) delete_device();
   state_ = UblkState::closed;
+}
+
+void UblkServer::delete_device() {
+  auto deleted = control(kernel_.del_dev(*dev_id_), "DEL_DEV");
+  deleted_ = deleted.has_value();
+  if (!deleted) log_warning(log_, "[{}] {}.", options_.name, deleted.error().message());
 }
 
 // ---- One tag ----
@@ -453,34 +494,58 @@ void UblkServer::complete(const BlockRequest& part, Result<void> result) {
 // ---- Closing ----
 
 void UblkServer::close() {
-  if (closed_) return;
+  if (state_ == UblkState::closed || state_ == UblkState::closing) return;
+  if (state_ == UblkState::created) {
+    closed_ = true;
+    queue_.close();
+    start_result_ = fail(Errc::cancelled, "ublk server closed before it started");
+    state_ = UblkState::closed;
+    return;
+  }
+  if (state_ == UblkState::failed) {
+    // The background fiber tears the device down; wait for it.
+    if (scheduler_.in_fiber() && !scheduler_.is_shut_down()) control_fiber_.join_all();
+    return;
+  }
   // Order: nothing new reaches the core, what it never took fails, what it holds is
   // answered without it, and only then does the device stop (STOP_DEV waits for the
   // answers of the requests in flight; the tag fibers send them meanwhile).
-  closed_ = true;
-  bool serving =
-      state_ == UblkState::live || state_ == UblkState::starting || state_ == UblkState::recovering;
   state_ = UblkState::closing;
   log_info(log_, "[{}] ublk server closing ({} block requests outstanding).", options_.name,
            parts_.size());
-  queue_.close();
-  fail_queued_parts();
-  abort_requests();
+  stop_taking();
   if (!scheduler_.in_fiber() || scheduler_.is_shut_down()) {
     kernel_.close_queues();
     state_ = UblkState::closed;
     return;
   }
-  if (serving && dev_id_) {
+  if (dev_id_) {
     ignore_error(control(kernel_.stop_dev(*dev_id_), "STOP_DEV"), "logged below if it matters");
   }
+  // A START_DEV still running ended before the STOP_DEV (the kernel serialises them).
+  control_fiber_.join_all();
   tag_fibers_.join_all();
   kernel_.close_queues();
-  if (serving && dev_id_) {
-    auto deleted = control(kernel_.del_dev(*dev_id_), "DEL_DEV");
-    if (!deleted) log_warning(log_, "[{}] {}.", options_.name, deleted.error().message());
-  }
+  if (dev_id_ && delete_at_close_) delete_device();
   state_ = UblkState::closed;
+}
+
+void UblkServer::test_abandon() {
+  HAST_ASSERT(scheduler_.in_fiber());
+  if (state_ == UblkState::closed) return;
+  state_ = UblkState::closing;
+  stop_taking();
+  control_fiber_.join_all();
+  tag_fibers_.join_all();
+  kernel_.close_queues();
+  state_ = UblkState::closed;
+}
+
+void UblkServer::stop_taking() {
+  closed_ = true;
+  queue_.close();
+  fail_queued_parts();
+  abort_requests();
 }
 
 void UblkServer::abort_requests() {

@@ -7,6 +7,11 @@
 //   fresh:    ADD_DEV -> SET_PARAMS -> open queues -> FETCH every tag -> START_DEV(pid);
 //   recovery: GET_DEV_INFO (UBLK_F_USER_RECOVERY, quiesced) -> START_USER_RECOVERY ->
 //             open queues -> FETCH every tag -> END_USER_RECOVERY(pid).
+// start() returns once every tag has its FETCH outstanding; the last command (START_DEV
+// or END_USER_RECOVERY) then runs in a fiber of its own, in the background. It has to:
+// START_DEV completes only after the kernel's partition scan has read the device, and
+// those reads reach the core through next_request(), which the caller (the primary) only
+// starts pulling once start() has returned. wait_started() waits for that command.
 // A tag's fiber loops: the fetch completes with a request in the tag's descriptor; the
 // request becomes one or more BlockRequests for next_request(); when complete() was called
 // for every part, COMMIT_AND_FETCH_REQ answers it (and waits for the tag's next request).
@@ -74,6 +79,9 @@ struct UblkServerOptions {
   bool user_recovery = true;
   // Take over this quiesced device (after a restart) instead of adding a new one.
   std::optional<std::uint32_t> recover_dev_id;
+  // Stored by ADD_DEV in the device's ublksrv_flags (opaque to the kernel, returned by
+  // GET_DEV_INFO): tells a restarted daemon whether a device is the one it added.
+  std::uint64_t owner_stamp = 0;
   std::int32_t pid = 0;  // the serving process, given to START_DEV / END_USER_RECOVERY
 };
 
@@ -82,6 +90,7 @@ enum class UblkState : std::uint8_t {
   starting,    // ADD_DEV .. START_DEV
   recovering,  // START_USER_RECOVERY .. END_USER_RECOVERY
   live,        // serving
+  failed,      // START_DEV / END_USER_RECOVERY failed: the device is being torn down
   closing,     // close() running
   closed,      // close() done, or start() failed
 };
@@ -112,15 +121,30 @@ class UblkServer final : public BlockFrontend {
   UblkServer& operator=(const UblkServer&) = delete;
 
   // Brings the device up (fresh or recovery, see above) and serves it. Called once, from a
-  // fiber; suspends for the control commands. Errors: a command failed (Errc::io, or
-  // not_found / refused / busy for ENOENT / EPERM / EBUSY, with the command's name);
-  // recovery of a device without UBLK_F_USER_RECOVERY (unsupported) or not quiesced
-  // (busy). On failure what start() set up is torn down again and the server is closed.
+  // fiber; suspends for the control commands up to the tags' FETCHes, then returns with
+  // START_DEV / END_USER_RECOVERY sent in the background. Errors: a command failed
+  // (Errc::io, or not_found / refused / busy for ENOENT / EPERM / EBUSY, with the
+  // command's name); recovery of a device without UBLK_F_USER_RECOVERY (unsupported) or
+  // not quiesced (busy). On failure what start() set up is torn down again and the
+  // server is closed.
   Result<void> start();
+
+  // Suspends until the background START_DEV / END_USER_RECOVERY answered: ok when the
+  // device is live; its error when it failed (the server then logged it, stopped the
+  // device, deleted a device it added and closed itself: next_request() fails); also the
+  // error of a failed start(), and Errc::cancelled when close() came first.
+  Result<void> wait_started();
 
   // Stops serving (see "Closing" above). Idempotent; from a fiber it suspends until the
   // device is gone; from outside a fiber (scheduler shut down) it only fails what it can.
+  // A START_DEV still running is waited for (the kernel serialises control commands):
+  // the requests of its partition scan are answered -EIO, so it ends.
   void close();
+
+  // Test only: stops as a kill -9 would: no STOP_DEV, no DEL_DEV (with user recovery the
+  // kernel keeps the device for the next server). The (fake) kernel must end the tags'
+  // fetches first, as the real one does when the process dies. From a fiber.
+  void test_abandon();
 
   // BlockFrontend: suspends until a part is queued; Errc::cancelled once closed.
   Result<BlockRequest> next_request() override;
@@ -136,6 +160,8 @@ class UblkServer final : public BlockFrontend {
   std::size_t parts_outstanding() const { return parts_.size(); }
   std::size_t tags_serving() const { return tag_fibers_.size(); }
   const UblkServerStats& stats() const { return stats_; }
+  // close() or a failed start deleted the device (DEL_DEV succeeded).
+  bool device_deleted() const { return deleted_; }
 
  private:
   struct Io;
@@ -147,7 +173,9 @@ class UblkServer final : public BlockFrontend {
   Result<void> serve_queues();
   Result<void> control(int result, std::string_view command);
   ublk_params params() const;
-  void abandon_start(bool delete_device);
+  void finish_start(bool recovery);
+  void abandon_start(bool delete_it);
+  void delete_device();
 
   // One tag.
   void serve_tag(Tag& tag);
@@ -160,6 +188,7 @@ class UblkServer final : public BlockFrontend {
   std::int32_t result_of(Tag& tag, const Io& io);
 
   // Closing.
+  void stop_taking();
   void fail_queued_parts();
   void abort_requests();
 
@@ -175,6 +204,11 @@ class UblkServer final : public BlockFrontend {
   std::size_t tags_ended_ = 0;
   fiber::WaitQueue tags_changed_;
   fiber::TaskGroup tag_fibers_;
+  fiber::TaskGroup control_fiber_;  // the background START_DEV / END_USER_RECOVERY
+  std::optional<Result<void>> start_result_;
+  fiber::WaitQueue start_changed_;
+  bool delete_at_close_ = false;  // a device we added, or recovered and served
+  bool deleted_ = false;
   fiber::Channel<BlockRequest> queue_;
   std::map<std::uint64_t, std::shared_ptr<Io>> parts_;  // by BlockRequest id
   std::uint64_t next_part_id_ = 1;

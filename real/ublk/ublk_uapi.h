@@ -8,7 +8,8 @@
 // - control commands are _IOR/_IOWR('u', nr, struct ublksrv_ctrl_cmd): GET_DEV_INFO
 //   (0x02, read), ADD_DEV 0x04, DEL_DEV 0x05, START_DEV 0x06, STOP_DEV 0x07, SET_PARAMS
 //   0x08 (read-write), GET_PARAMS 0x09 (read), START_USER_RECOVERY 0x10 and
-//   END_USER_RECOVERY 0x11 (read-write), GET_FEATURES 0x13 (read, 6.5+);
+//   END_USER_RECOVERY 0x11 (read-write), GET_FEATURES 0x13 (read, 6.5+), DEL_DEV_ASYNC
+//   0x14 (read, 6.9+: deletes without waiting for the block device's last user);
 // - I/O commands are _IOWR('u', nr, struct ublksrv_io_cmd): FETCH_REQ 0x20,
 //   COMMIT_AND_FETCH_REQ 0x21;
 // - UBLK_F_CMD_IOCTL_ENCODE is feature bit 6.
@@ -35,6 +36,7 @@ constexpr std::uint32_t cmd_get_params = _IOR('u', 0x09, struct ublksrv_ctrl_cmd
 constexpr std::uint32_t cmd_start_user_recovery = _IOWR('u', 0x10, struct ublksrv_ctrl_cmd);
 constexpr std::uint32_t cmd_end_user_recovery = _IOWR('u', 0x11, struct ublksrv_ctrl_cmd);
 constexpr std::uint32_t cmd_get_features = _IOR('u', 0x13, struct ublksrv_ctrl_cmd);
+constexpr std::uint32_t cmd_del_dev_async = _IOR('u', 0x14, struct ublksrv_ctrl_cmd);
 
 // I/O commands (URING_CMD on /dev/ublkcN; the 16-byte ublksrv_io_cmd fits a normal SQE).
 constexpr std::uint32_t io_fetch_req = _IOWR('u', 0x20, struct ublksrv_io_cmd);

@@ -51,6 +51,21 @@ TEST_CASE("ublk: control commands fill a 128-byte SQE", "[real][ublk]") {
   CHECK(raw[127] == std::byte{0});
 }
 
+TEST_CASE("ublk: the legacy numbers are those of the 6.1 header", "[real][ublk]") {
+  // Kernels 6.0 to 6.3 take only these (RealUblkKernel falls back to them).
+  STATIC_REQUIRE(legacy_opcode(cmd_get_dev_info) == UBLK_CMD_GET_DEV_INFO);
+  STATIC_REQUIRE(legacy_opcode(cmd_add_dev) == UBLK_CMD_ADD_DEV);
+  STATIC_REQUIRE(legacy_opcode(cmd_del_dev) == UBLK_CMD_DEL_DEV);
+  STATIC_REQUIRE(legacy_opcode(cmd_start_dev) == UBLK_CMD_START_DEV);
+  STATIC_REQUIRE(legacy_opcode(cmd_stop_dev) == UBLK_CMD_STOP_DEV);
+  STATIC_REQUIRE(legacy_opcode(cmd_set_params) == UBLK_CMD_SET_PARAMS);
+  STATIC_REQUIRE(legacy_opcode(cmd_get_params) == UBLK_CMD_GET_PARAMS);
+  STATIC_REQUIRE(legacy_opcode(cmd_start_user_recovery) == UBLK_CMD_START_USER_RECOVERY);
+  STATIC_REQUIRE(legacy_opcode(cmd_end_user_recovery) == UBLK_CMD_END_USER_RECOVERY);
+  STATIC_REQUIRE(legacy_opcode(io_fetch_req) == UBLK_IO_FETCH_REQ);
+  STATIC_REQUIRE(legacy_opcode(io_commit_and_fetch_req) == UBLK_IO_COMMIT_AND_FETCH_REQ);
+}
+
 TEST_CASE("ublk: I/O commands fit a normal SQE", "[real][ublk]") {
   io_uring_sqe sqe;
   std::memset(&sqe, 0xee, sizeof sqe);
@@ -74,18 +89,25 @@ TEST_CASE("ublk: opening without the driver reports not_found", "[real][ublk]") 
   CHECK(kernel.error().code() == Errc::not_found);
 }
 
-TEST_CASE("ublk: frontend ublk without the driver fails naming the resource", "[real][ublk]") {
+TEST_CASE("ublk: frontend ublk without the driver fails naming the resource and the fix",
+          "[real][ublk]") {
   test::RealLoop loop;
   StderrLog log{"ublk-device-test", LogLevel::warning};
-  UblkServerOptions options;
-  options.name = "r9";
-  options.size = 1024 * 1024;
+  UblkDeviceOptions options;
+  options.server.name = "r9";
+  options.server.size = 1024 * 1024;
+  options.state_path = "/nonexistent/r9.ublk";
   loop.run([&] {
-    auto device =
-        UblkBlockDevice::open(loop.scheduler, loop.ring, log, options, "/nonexistent/ublk-control");
+    auto device = UblkBlockDevice::open_real(loop.scheduler, loop.ring, log, options,
+                                             "/nonexistent/ublk-control");
     REQUIRE_FALSE(device);
     CHECK(device.error().code() == Errc::not_found);
-    CHECK(device.error().message().find("r9") != std::string::npos);
+    std::string message = device.error().message();
+    INFO(message);
+    CHECK(message.find("r9") != std::string::npos);
+    CHECK(message.find("/nonexistent/ublk-control") != std::string::npos);
+    CHECK(message.find("modprobe ublk_drv") != std::string::npos);
+    CHECK(message.find("Linux 6.0") != std::string::npos);
   });
 }
 
@@ -139,6 +161,7 @@ TEST_CASE("ublk: a device on the real driver serves writes and reads", "[real][u
     // The core serves before START_DEV: its partition scan reads the device.
     loop.spawn("core", [&] { serve_memory(server, disk); });
     REQUIRE(server.start());
+    REQUIRE(server.wait_started());
     std::uint32_t dev_id = *server.dev_id();
     auto same = run_off_thread<bool>(loop.scheduler, loop.ring, "ublk-io",
                                      [dev_id] { return round_trip(dev_id); });

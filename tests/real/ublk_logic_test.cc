@@ -23,178 +23,16 @@
 
 #include "real/log.h"
 #include "real/ublk/ublk_server.h"
+#include "tests/real/ublk_fake_kernel.h"
 #include "tests/support/real_loop.h"
 
 namespace hast::real::ublk {
 namespace {
 
-constexpr std::uint32_t test_dev_id = 7;
-constexpr std::int32_t test_pid = 4242;
-
-struct Commit {
-  std::uint16_t queue = 0;
-  std::uint16_t tag = 0;
-  std::int32_t result = 0;
-  std::vector<std::byte> data;  // a READ's `result` bytes, from the buffer at commit time
-};
-
-class FakeKernel final : public UblkKernel {
- public:
-  explicit FakeKernel(fiber::Scheduler& scheduler) : scheduler_(scheduler) {}
-
-  // ---- The test's side ----
-  std::vector<std::string> log;
-  std::vector<Commit> commits;
-  std::map<std::string, int> fail;  // command -> errno it fails with
-  ublksrv_ctrl_dev_info device{};   // the device the kernel knows
-  ublk_params params{};
-  std::uint16_t queues_max = 4;  // ADD_DEV clamps nr_hw_queues to this (nr_cpu_ids)
-  std::uint16_t depth_max = queue_depth_max;
-  bool stopped = false;
-  std::size_t outstanding_max = 0;  // most requests handed out and not committed at once
-  std::function<void()> on_stop;    // runs as STOP_DEV arrives
-
-  // Hands (queue, tag) a request; the tag must have a fetch outstanding.
-  void issue(std::uint16_t queue, std::uint16_t tag, std::uint32_t op_flags, std::uint64_t sector,
-             std::uint32_t sectors, std::span<const std::byte> data = {}) {
-    Slot& s = slot(queue, tag);
-    REQUIRE(s.armed);
-    REQUIRE_FALSE(s.result.has_value());
-    s.desc = ublksrv_io_desc{op_flags, sectors, sector, 0};
-    REQUIRE(data.size() <= s.buffer.size());
-    std::copy(data.begin(), data.end(), s.buffer.begin());
-    s.result = io_res_ok;
-    s.wait->wake_all();
-    outstanding_++;
-    outstanding_max = std::max(outstanding_max, outstanding_);
-  }
-  bool armed(std::uint16_t queue, std::uint16_t tag) { return slot(queue, tag).armed; }
-  std::size_t count(const std::string& command) const {
-    return static_cast<std::size_t>(std::count(log.begin(), log.end(), command));
-  }
-  // A device left quiesced by a crashed server with user recovery.
-  void quiesced_device(std::uint16_t queues, std::uint16_t depth, std::uint64_t flags) {
-    device = {};
-    device.nr_hw_queues = queues;
-    device.queue_depth = depth;
-    device.max_io_buf_bytes = 512 * 1024;
-    device.dev_id = test_dev_id;
-    device.flags = flags;
-    device.state = state_quiesced;
-  }
-
-  // ---- UblkKernel ----
-  int add_dev(ublksrv_ctrl_dev_info& info) override {
-    if (int e = control("ADD_DEV")) return e;
-    info.dev_id = test_dev_id;
-    info.nr_hw_queues = std::min(info.nr_hw_queues, queues_max);
-    info.queue_depth = std::min(info.queue_depth, depth_max);
-    info.state = state_dead;
-    device = info;
-    return 0;
-  }
-  int get_dev_info(std::uint32_t dev_id, ublksrv_ctrl_dev_info& info) override {
-    if (int e = control("GET_DEV_INFO")) return e;
-    if (dev_id != device.dev_id) return -ENOENT;
-    info = device;
-    return 0;
-  }
-  int set_params(std::uint32_t, const ublk_params& p) override {
-    if (int e = control("SET_PARAMS")) return e;
-    params = p;
-    return 0;
-  }
-  int start_dev(std::uint32_t, std::int32_t pid) override {
-    if (int e = control(fmt::format("START_DEV {}", pid))) return e;
-    device.state = state_live;
-    return 0;
-  }
-  int stop_dev(std::uint32_t) override {
-    if (on_stop) on_stop();
-    if (int e = control("STOP_DEV")) return e;
-    stopped = true;
-    device.state = state_dead;
-    for (auto& [key, s] : slots_) {
-      if (!s.armed || s.result) continue;
-      s.result = io_res_abort;
-      s.wait->wake_all();
-    }
-    return 0;
-  }
-  int del_dev(std::uint32_t) override { return control("DEL_DEV"); }
-  int start_user_recovery(std::uint32_t) override { return control("START_USER_RECOVERY"); }
-  int end_user_recovery(std::uint32_t, std::int32_t pid) override {
-    if (int e = control(fmt::format("END_USER_RECOVERY {}", pid))) return e;
-    device.state = state_live;
-    return 0;
-  }
-  int open_queues(const ublksrv_ctrl_dev_info& info) override {
-    REQUIRE(info.dev_id == device.dev_id);
-    return control("OPEN_QUEUES");
-  }
-  void close_queues() override { log.push_back("CLOSE_QUEUES"); }
-  ublksrv_io_desc descriptor(std::uint16_t queue, std::uint16_t tag) const override {
-    return slots_.at(key(queue, tag)).desc;
-  }
-  int fetch(std::uint16_t queue, std::uint16_t tag, std::span<std::byte> buffer) override {
-    log.push_back(fmt::format("FETCH {} {}", queue, tag));
-    return arm(queue, tag, buffer);
-  }
-  int commit_and_fetch(std::uint16_t queue, std::uint16_t tag, std::int32_t result,
-                       std::span<std::byte> buffer) override {
-    Slot& s = slot(queue, tag);
-    Commit commit{queue, tag, result, {}};
-    if (result > 0 && (s.desc.op_flags & op_mask) == op_read) {
-      commit.data.assign(s.buffer.begin(), s.buffer.begin() + result);
-    }
-    commits.push_back(std::move(commit));
-    outstanding_--;
-    return arm(queue, tag, buffer);
-  }
-
- private:
-  struct Slot {
-    std::unique_ptr<fiber::WaitQueue> wait;
-    std::span<std::byte> buffer;
-    bool armed = false;
-    std::optional<int> result;
-    ublksrv_io_desc desc{};
-  };
-
-  static std::uint32_t key(std::uint16_t queue, std::uint16_t tag) {
-    return (std::uint32_t{queue} << 16) | tag;
-  }
-  Slot& slot(std::uint16_t queue, std::uint16_t tag) {
-    Slot& s = slots_[key(queue, tag)];
-    if (!s.wait) s.wait = std::make_unique<fiber::WaitQueue>(scheduler_);
-    return s;
-  }
-  int control(const std::string& command) {
-    log.push_back(command);
-    auto found = fail.find(command.substr(0, command.find(' ')));
-    return found == fail.end() ? 0 : -found->second;
-  }
-  // The tag's fetch: outstanding until issue() or STOP_DEV.
-  int arm(std::uint16_t queue, std::uint16_t tag, std::span<std::byte> buffer) {
-    Slot& s = slot(queue, tag);
-    REQUIRE_FALSE(s.armed);  // one command per tag at a time
-    REQUIRE(buffer.size() >= device.max_io_buf_bytes);
-    if (stopped) return io_res_abort;
-    s.buffer = buffer;
-    s.armed = true;
-    while (!s.result) {
-      if (s.wait->wait(std::nullopt) != fiber::WakeReason::woken) break;
-    }
-    s.armed = false;
-    int result = s.result.value_or(-ECANCELED);
-    s.result.reset();
-    return result;
-  }
-
-  fiber::Scheduler& scheduler_;
-  std::map<std::uint32_t, Slot> slots_;
-  std::size_t outstanding_ = 0;
-};
+using fake::Commit;
+using fake::FakeKernel;
+using fake::test_dev_id;
+using fake::test_pid;
 
 std::vector<std::byte> pattern(std::size_t size, std::uint8_t seed) {
   std::vector<std::byte> bytes(size);
@@ -227,7 +65,8 @@ struct Harness {
   std::unique_ptr<fiber::WaitQueue> take_more = std::make_unique<fiber::WaitQueue>(loop.scheduler);
   bool core_done = false;
 
-  Result<void> start(UblkServerOptions options = small_options()) {
+  // start(), the core fiber, then (when `wait`) the background START_DEV's result.
+  Result<void> start(UblkServerOptions options = small_options(), bool wait = true) {
     server = std::make_unique<UblkServer>(loop.scheduler, kernel, log, options);
     auto started = server->start();
     if (started) {
@@ -241,6 +80,7 @@ struct Harness {
         }
         core_done = true;
       });
+      if (wait) return server->wait_started();
     }
     return started;
   }
@@ -558,7 +398,8 @@ TEST_CASE("ublk: a failed START_DEV stops the tags and deletes the device", "[re
   Harness h;
   h.kernel.fail["START_DEV"] = EPERM;
   h.loop.run([&] {
-    auto started = h.start();
+    REQUIRE(h.start(small_options(), false));  // START_DEV fails in the background
+    auto started = h.server->wait_started();
     REQUIRE_FALSE(started);
     CHECK(started.error().code() == Errc::refused);
     CHECK(h.server->state() == UblkState::closed);
@@ -623,6 +464,56 @@ TEST_CASE("ublk: the queue depth the kernel grants bounds the requests in flight
     h.settle_commits(3);
     CHECK(h.kernel.outstanding_max == 2);
     h.close();
+  });
+}
+
+TEST_CASE("ublk: START_DEV runs in the background while the tags serve the partition scan",
+          "[real][ublk]") {
+  // The driver's START_DEV reads the partition table through the device before it
+  // returns; the core only pulls requests once start() has returned. Were START_DEV sent
+  // from start() itself, this would never finish.
+  Harness h;
+  h.kernel.during_start = [&] {
+    h.kernel.issue(0, 2, op_read, 0, 8);
+    h.kernel.wait_commits(1);
+  };
+  h.loop.run([&] {
+    REQUIRE(h.start(small_options(), false));
+    CHECK(h.server->state() == UblkState::starting);
+    CHECK(h.kernel.count("START_DEV 4242") == 0);  // not sent from start()
+    h.settle_taken(1);
+    CHECK(h.kernel.starting);  // START_DEV waits for the read the core now holds
+    CHECK(h.taken[0].op == BlockOp::read);
+    h.complete_all();
+    REQUIRE(h.server->wait_started());
+    CHECK(h.server->state() == UblkState::live);
+    CHECK(h.kernel.commits[0].result == 4096);
+    CHECK(h.kernel.log.back() == "START_DEV 4242");
+    h.close();
+  });
+}
+
+TEST_CASE("ublk: close during a START_DEV answers its reads -EIO, then stops and deletes",
+          "[real][ublk]") {
+  Harness h;
+  h.kernel.during_start = [&] {
+    h.kernel.issue(0, 1, op_read, 0, 8);
+    h.kernel.wait_commits(1);
+  };
+  h.loop.run([&] {
+    h.take_max = 0;  // the core never takes the scan's read
+    REQUIRE(h.start(small_options(), false));
+    h.settle([&] { return h.kernel.starting; });
+    h.close();
+    CHECK(h.kernel.commits[0].result == -EIO);
+    auto started = h.server->wait_started();
+    REQUIRE_FALSE(started);
+    CHECK(started.error().code() == Errc::cancelled);
+    std::vector<std::string> tail(h.kernel.log.end() - 4, h.kernel.log.end());
+    CHECK(tail ==
+          std::vector<std::string>{"START_DEV 4242", "STOP_DEV", "CLOSE_QUEUES", "DEL_DEV"});
+    CHECK(h.server->state() == UblkState::closed);
+    CHECK(h.server->device_deleted());
   });
 }
 

@@ -283,6 +283,9 @@ TEST_CASE("Config: node-level settings of a resource", "[unit][config]") {
   CHECK(resolve_r(resource_r("frontend ublk", "frontend none")).frontend.kind ==
         config::FrontendKind::none);
   CHECK(resolve_r(resource_r("frontend ublk")).frontend.kind == config::FrontendKind::ublk);
+  // ublk takes a link like fuse, by default /dev/hast/<resource>.
+  CHECK(resolve_r(resource_r("frontend ublk")).frontend.fuse_link == "/dev/hast/r");
+  CHECK(resolve_r(resource_r("frontend ublk /dev/u")).frontend.fuse_link == "/dev/u");
   // remote none and source.
   auto alone = resolve_r(resource_r("", "remote none"));
   CHECK(!alone.remote.has_value());
