@@ -8,9 +8,6 @@
 namespace hast::sim {
 namespace {
 
-constexpr std::string_view kNames[] = {"hasta", "hastb"};
-constexpr std::string_view kHosts[] = {"10.0.0.1", "10.0.0.2"};
-
 std::string config_text(config::ReplicationMode mode, int timeout_seconds) {
   return fmt::format(
       "listen tcp://0.0.0.0\n"
@@ -59,18 +56,25 @@ class SimCluster::Recorder final : public replication::EventSink {
 
 SimCluster::SimCluster(const ClusterOptions& options)
     : options_(options),
-      world_(options.seed, WorldOptions{fmt::format("hast-sim run --seed {}", options.seed), false,
-                                        options.echo_logs}) {
+      world_(options.seed,
+             WorldOptions{options.replay_command.empty()
+                              ? fmt::format("hast-sim run --seed {}", options.seed)
+                              : options.replay_command,
+                          options.keep_trace, options.echo_logs}) {
   workload_ = std::make_unique<Workload>(world_, truth_, options_.workload);
-  auto parsed = config::parse(config_text(options_.mode, options_.timeout_seconds));
+  auto parsed = config::parse(options_.config_text.empty()
+                                  ? config_text(options_.mode, options_.timeout_seconds)
+                                  : options_.config_text);
   HAST_ASSERT_MSG(parsed.has_value(), "cluster config: {}", parsed.error().message());
   config_ = std::move(*parsed);
   for (NodeId id = 0; id < 2; id++) {
     SimDiskOptions disk_options = options_.disk;
     disk_options.size_bytes = options_.disk_bytes;
-    disks_.push_back(&world_.add_disk(fmt::format("{}-disk", kNames[id]), disk_options));
-    auto& node = world_.add_node(SimNodeOptions{.name = std::string(kNames[id]),
-                                                .hosts = {std::string(kHosts[id])},
+    disks_.push_back(&world_.add_disk(fmt::format("{}-disk", options_.node_names[id]),
+                                      disk_options));
+    auto& node = world_.add_node(SimNodeOptions{.name = options_.node_names[id],
+                                                .hosts = {options_.node_hosts[id]},
+                                                .clock_offset = options_.clock_offsets[id],
                                                 .stack_size = 1 << 20});
     node.attach_disk(*disks_.back());
     node.set_program([this, id](NodeIo& io) { program(id, io); });
@@ -103,14 +107,14 @@ void SimCluster::program(NodeId id, NodeIo& io) {
   } forget{*this, id};
   if (create_pending_[id]) {
     replication::CreateOptions create{options_.extent_size, options_.keep_dirty, 0};
-    auto created = replication::create_local(io.disk, resource, create);
+    auto created = replication::create_local(io.disk, options_.resource_name, create);
     HAST_ASSERT_MSG(created.has_value(), "create: {}", created.error().message());
     data_size_ = created->data_size_bytes;
     local_offset_ = created->local_offset_bytes;
     create_pending_[id] = false;
   }
   config::NodeIdentity identity;
-  identity.hostname = std::string(kNames[id]);
+  identity.hostname = options_.node_names[id];
   auto resolved = config::resolve(config_, identity);
   HAST_ASSERT_MSG(resolved.has_value(), "resolve: {}", resolved.error().message());
   Frontends frontends(*this, io, id);
@@ -126,12 +130,12 @@ void SimCluster::program(NodeId id, NodeIo& io) {
     auto command = inbox.pop();
     if (!command) break;
     if (command->create) {
-      ignore_error(hast.set_role(resource, meta::Role::init), "logged by the node");
+      ignore_error(hast.set_role(options_.resource_name, meta::Role::init), "logged by the node");
       replication::CreateOptions create{options_.extent_size, options_.keep_dirty, 0};
-      auto created = replication::create_local(io.disk, resource, create);
+      auto created = replication::create_local(io.disk, options_.resource_name, create);
       if (!created) log_error(io.log, "[shared] create failed: {}", created.error().message());
     }
-    ignore_error(hast.set_role(resource, command->role), "logged by the node");
+    ignore_error(hast.set_role(options_.resource_name, command->role), "logged by the node");
   }
   hast.stop();
 }
@@ -161,7 +165,7 @@ bool SimCluster::recreate(NodeId id, meta::Role role) {
 
 std::optional<replication::ResourceStatus> SimCluster::status(NodeId id) {
   if (running_[id] == nullptr) return std::nullopt;
-  auto status = running_[id]->status(resource);
+  auto status = running_[id]->status(options_.resource_name);
   if (!status) return std::nullopt;
   return *status;
 }
@@ -195,6 +199,38 @@ std::uint64_t SimCluster::count_events(NodeId id, replication::HookEvent event) 
     if (recorded.node == id && recorded.record.event == event) count++;
   }
   return count;
+}
+
+void SimCluster::swap_in_foreign_disk(NodeId id, std::uint64_t resuid) {
+  SimDisk& disk = *disks_[id];
+  HAST_ASSERT_MSG(!world_.node(id).running() && disk.in_flight_count() == 0,
+                  "swap_in_foreign_disk: {} is running or has writes in flight",
+                  world_.node(id).name());
+  std::vector<std::byte> block(meta::metadata_size);
+  disk.peek_current(0, block);
+  auto metadata = meta::decode_block(block, disk.name());
+  HAST_ASSERT_MSG(metadata.has_value(), "swap_in_foreign_disk: {}", metadata.error().message());
+  HAST_ASSERT(resuid != 0 && resuid != metadata->resuid);
+  metadata->resuid = resuid;
+  metadata->local_count = 5;
+  metadata->remote_count = 3;
+  metadata->prev_role = meta::Role::secondary;
+  metadata->stale_extents.clear();
+  metadata->inconsistent = false;
+  disk.replace_with_empty();
+  SimDiskFaults faults = disk.faults();  // the swap itself never fails
+  disk.faults_off();
+  auto put = [&](std::uint64_t offset, std::span<const std::byte> bytes) {
+    auto op = disk.begin_write(disk.register_owner(), offset, bytes, Fua::yes);
+    auto written = disk.complete_write(op);
+    HAST_ASSERT_MSG(written.has_value(), "swap_in_foreign_disk: {}", written.error().message());
+  };
+  put(0, meta::encode_block(*metadata));
+  std::vector<std::byte> foreign(sector_bytes, std::byte{0xf0});
+  for (std::uint64_t at = 0; at < metadata->data_size_bytes; at += 64 * 1024) {
+    put(metadata->local_offset_bytes + at, foreign);
+  }
+  disk.set_faults(faults);
 }
 
 }  // namespace hast::sim

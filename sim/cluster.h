@@ -10,6 +10,7 @@
 // events are recorded with their time and node.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -40,6 +41,17 @@ struct ClusterOptions {
   SimDiskOptions disk;  // size_bytes is set from disk_bytes
   bool echo_logs = false;
   replication::Mutation mutation = replication::Mutation::none;
+  // The hast.conf both nodes run. Empty: the built-in one above (one resource `shared`,
+  // `replication` = mode, `timeout` = timeout_seconds); given (scenarios), it must have
+  // one resource named `resource_name` with an `on` section per node name, and `mode` and
+  // `timeout_seconds` must repeat what it says (the oracles read them).
+  std::string config_text;
+  std::array<std::string, 2> node_names{"hasta", "hastb"};
+  std::array<std::string, 2> node_hosts{"10.0.0.1", "10.0.0.2"};  // what the peer dials
+  std::string resource_name = "shared";
+  std::array<Duration, 2> clock_offsets{};  // each node's clock ahead of world time
+  bool keep_trace = false;     // World keeps a readable line per event
+  std::string replay_command;  // shown on a failed assertion; empty: "hast-sim run --seed N"
 };
 
 struct RecordedEvent {
@@ -50,6 +62,7 @@ struct RecordedEvent {
 
 class SimCluster {
  public:
+  // The resource name of the built-in configuration (ClusterOptions::resource_name).
   static constexpr std::string_view resource = "shared";
 
   explicit SimCluster(const ClusterOptions& options);
@@ -62,6 +75,7 @@ class SimCluster {
   Workload& workload() { return *workload_; }
   SimNode& node(NodeId id) { return world_.node(id); }
   SimDisk& disk(NodeId id) { return *disks_[id]; }
+  const ClusterOptions& options() const { return options_; }
   const std::vector<RecordedEvent>& events() const { return events_; }
 
   // ---- Operator (world context: callable from world events) ----
@@ -90,6 +104,14 @@ class SimCluster {
   // What one sector of a node's data area holds now (the pristine view, cache included).
   SectorValue peek_sector(NodeId id, std::uint64_t data_offset);
   std::uint64_t count_events(NodeId id, replication::HookEvent event) const;
+
+  // ---- Disk swaps (row 17) ----
+  // `id`'s disk is swapped for another resource's disk: the same layout and resource
+  // name, a valid metadata block with resuid `resuid` (non-zero, not the pair's), counters
+  // (5, 3), previous role secondary, a clean map, and its own data (sectors of 0xf0 bytes
+  // every 64 KiB: garbage to the ground truth). The node must be down with nothing in
+  // flight, and its disk must hold valid metadata. On start it keeps that disk.
+  void swap_in_foreign_disk(NodeId id, std::uint64_t resuid);
 
  private:
   struct Command {

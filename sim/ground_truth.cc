@@ -228,6 +228,11 @@ bool GroundTruth::admissible(std::uint64_t sector, const SectorValue& value, Ins
   });
 }
 
+bool GroundTruth::durable_value(std::uint64_t sector, const SectorValue& value,
+                                Instant at) const {
+  return value.kind != SectorValue::Kind::garbage && admissible(sector, value, at, at);
+}
+
 std::vector<Violation> GroundTruth::check_read(std::uint64_t offset,
                                                std::span<const std::byte> data, Instant issue,
                                                Instant end) {

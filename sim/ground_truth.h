@@ -111,6 +111,13 @@ class GroundTruth {
                                     Instant issue, Instant end);
 
   const std::vector<Violation>& violations() const { return violations_; }
+
+  // ---- O2, O5: durability sweeps ----
+  // True when `value`, found in `sector` of the serving node's data area at `at`, is what
+  // a read issued and answered at `at` may return (O1's rule: not garbage, and no write
+  // that must survive — acked OK, not in AllowedLoss — is newer than it). Records nothing.
+  bool durable_value(std::uint64_t sector, const SectorValue& value, Instant at) const;
+
   const WriteRecord& write(WriteId id) const;
   std::size_t write_count() const { return writes_.size(); }
   std::uint64_t reads_checked() const { return reads_checked_; }

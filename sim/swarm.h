@@ -6,21 +6,16 @@
 // restart; primary kill and restart as primary; failover to the secondary after the
 // primary's death in fullsync and memsync; partitions one way or both, clogs; split-brain
 // episodes: the secondary promoted while the partitioned primary still serves; zombie
-// primaries: paused past the timeout while the secondary is promoted), then a
+// primaries: paused past the timeout while the secondary is promoted; the secondary's
+// disk swapped for an empty one, or for another resource's disk which the handshake must
+// refuse until the operator replaces it with an empty one), then a
 // liveness phase: faults stop, the network heals, nodes restart, roles are set (after a
 // split-brain, HAST's recovery: the losing node is re-created and becomes secondary), the
 // workload stops, and the pair must converge.
 //
-// Oracles checked: O1 (every read, online, with the per-fault allowances of ground_truth.h),
-// O3 (activemap coverage, online: every 100 ms and around every death, from the disks'
-// persisted maps, activemap_oracle.h), O4 (convergence: both nodes complete, nothing dirty,
-// data areas byte-identical, within T_conv), O6 (a split-brain episode the operator
-// created is reported, and none is reported without one), O7 (a secondary never holds two
-// primary sessions, from the wire, session_oracle.h; and a write acknowledged while both
-// nodes served as primary is flagged by a split-brain or survives), O10 (bounded write
-// latency under gray failure, latency_oracle.h), O11 (with check_determinism: the seed
-// run twice gives one hash). The online oracles only watch: a run hashes the same with
-// them.
+// Judged by a Judge (judge.h), told every operator action: O1, O2, O3, O4, O5, O6, O7, O8,
+// O10, and O11 with check_determinism (the seed run twice gives one hash). The oracles
+// only watch: a run hashes the same with them.
 #pragma once
 
 #include <cstdint>
@@ -35,12 +30,46 @@
 
 namespace hast::sim {
 
+// The faults and operator actions of the safety phase. A drawn schedule uses the first
+// eleven; foreign_disk is drawn as a variant of empty_disk (a stream of its own, so that
+// adding it left the other seeds' plans as they were). An action that does not apply when
+// its time comes (a node is down, the pair is not in sync, ...) turns into a milder one,
+// as the swarm's operator would.
+enum class SwarmFault : std::uint8_t {
+  kill_secondary,
+  power_loss_secondary,
+  restart_primary,     // kill -9 the primary; it comes back as primary
+  power_loss_primary,  // likewise after a power loss
+  failover,            // kill the primary, promote the secondary (not in async)
+  partition_both,
+  partition_one_way,
+  clog,
+  split_brain,   // partition, then promote the secondary while the primary serves
+  zombie,        // pause the primary past the timeout, promote the secondary
+  empty_disk,    // the secondary's disk swapped for an empty one (row 17)
+  foreign_disk,  // the secondary's disk swapped for another resource's (row 17)
+};
+inline constexpr int swarm_fault_kinds = 12;
+std::string_view swarm_fault_name(SwarmFault fault);
+
+struct PlannedFault {
+  Duration at{};  // from the start of the run; within the safety phase
+  SwarmFault fault = SwarmFault::kill_secondary;
+};
+
 struct RunOptions {
   std::uint64_t seed = 1;
   std::optional<config::ReplicationMode> mode;  // drawn from the seed when absent
   replication::Mutation mutation = replication::Mutation::none;
   bool check_determinism = false;
   bool timeline = false;  // print what happened as it happens
+  // An explicit plan (a fuzz target, a test): the fault schedule, and knobs the seed
+  // would otherwise draw. The seed still draws the rest (workload, latencies, choices
+  // inside a fault).
+  std::optional<std::vector<PlannedFault>> schedule;
+  Duration safety_phase = std::chrono::seconds(6);
+  std::optional<int> timeout_seconds;  // hast.conf `timeout`, 1..3 when drawn
+  std::optional<bool> disk_faults;      // transient disk errors on both disks
 };
 
 struct RunReport {

@@ -63,6 +63,10 @@ void check_sweep(ReplicationMode mode) {
   CHECK(c["O7 sessions accepted"] >= 150);
   CHECK(c["O7 dual-primary writes"] >= 1000);
   CHECK(c["O10 writes judged"] >= 100000);
+  CHECK(c["O2 sweeps"] >= 100);
+  CHECK(c["O5 syncs checked"] >= 100);
+  CHECK(c["O8 acks checked"] >= 100000);
+  CHECK(c["foreign disks refused"] >= 5);  // row 17: another resource's disk swapped in
 }
 
 }  // namespace
