@@ -199,6 +199,10 @@ void Workload::on_complete(const BlockRequest& request, const Result<void>& resu
   Op& op = found->second;
   HAST_ASSERT(op.request.op == request.op);
   bool ok = result.has_value();
+  // What the client saw (which request, when, with what result) is part of the run: two
+  // modes that differ only in when they answer must not hash alike.
+  world_.trace("workload.complete", request.id, static_cast<std::uint64_t>(request.op),
+               ok ? 0 : 1 + static_cast<std::uint64_t>(result.error().code()));
   if (op.request.op == BlockOp::read && ok) {
     truth_.check_read(op.request.offset, op.buffer, op.issue, world_.now());
   } else if (op.request.op == BlockOp::flush) {

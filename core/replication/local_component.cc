@@ -84,21 +84,37 @@ Result<void> LocalComponent::update_metadata(const std::function<bool(meta::Meta
   HAST_TRY(metadata_lock_.acquire());
   fiber::Permit held(metadata_lock_);
   meta::Metadata updated = metadata_;
-  if (!change(updated)) return ok();
+  // Memory may already hold the change while the disk does not: after a failed write,
+  // which may have landed, the block is written again whatever `change` says.
+  if (!change(updated) && !failed_.has_value()) return ok();
   return write_metadata(updated);
 }
 
 Result<void> LocalComponent::write_metadata(const meta::Metadata& updated) {
   HAST_ASSERT(meta::check_metadata(updated).has_value());
   HAST_ASSERT(updated.data_size_bytes == metadata_.data_size_bytes);
+  HAST_ASSERT_MSG(writing_ == nullptr, "metadata writes overlap");
   auto block = meta::encode_block(updated);
   Fua fua = mutation_ == Mutation::skip_metadata_flush ? Fua::no : durable();
+  writing_ = &updated;
   auto written = disk_.write(0, block, fua);
+  writing_ = nullptr;
   if (!written) {
+    failed_ = updated;
     return fail(written.error().wrap(fmt::format("Unable to write metadata to {}", provider_)));
   }
+  failed_.reset();
   metadata_ = updated;
   return ok();
+}
+
+bool LocalComponent::unsettled_block_matches(
+    const std::function<bool(const meta::Metadata&)>& test) const {
+  return (writing_ != nullptr && test(*writing_)) || (failed_.has_value() && test(*failed_));
+}
+
+Result<void> LocalComponent::settle_metadata() {
+  return update_metadata([](meta::Metadata&) { return false; });
 }
 
 void LocalComponent::check_range(std::uint64_t offset, std::uint64_t length) const {

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -67,10 +68,24 @@ class LocalComponent {
   // Applies `change` to the current metadata and writes the result durably; on success it
   // becomes metadata(). Updates are serialised: each starts from the block the previous
   // one wrote, so concurrent updates (a stale extent added while another is removed)
-  // never undo each other. `change` returns false when there is nothing to write.
+  // never undo each other. `change` returns false when it changed nothing: the block is
+  // then written only when the disk is not known to hold metadata() (the last write
+  // failed). So a successful return always means the disk durably holds metadata() with
+  // the change, whether or not memory already had it. Errors: the write failed; the
+  // block on disk is then unknown (old, new or torn) and metadata() keeps the old value.
   Result<void> update_metadata(const std::function<bool(meta::Metadata&)>& change);
   // Writes `updated` as the whole block (create and tests): update_metadata's last word.
   Result<void> write_metadata(const meta::Metadata& updated);
+  // True when the disk is known to hold metadata(): no metadata write is in flight and
+  // the last one succeeded. Never suspends.
+  bool metadata_settled() const { return writing_ == nullptr && !failed_.has_value(); }
+  // True when a block that the disk may hold instead of metadata() satisfies `test`: the
+  // one being written, or the one whose write failed (it may have landed in whole) until
+  // a later write succeeds. False when settled. Never suspends.
+  bool unsettled_block_matches(const std::function<bool(const meta::Metadata&)>& test) const;
+  // Returns once the disk is known to hold metadata(): waits for a write in flight, and
+  // writes the block again after a failed write. Errors: that write failed.
+  Result<void> settle_metadata();
 
   // ---- Data area (device offsets) ----
   Result<void> read(std::uint64_t offset, std::span<std::byte> buffer);
@@ -114,6 +129,11 @@ class LocalComponent {
   bool map_writing_ = false;
   fiber::WaitQueue map_written_;
   fiber::Semaphore metadata_lock_;
+  // The metadata block being written (null when none), and the last one whose write
+  // failed until a write succeeds: the Disk contract lets a failed write land in whole,
+  // in part or not at all, so the disk may hold either besides metadata().
+  const meta::Metadata* writing_ = nullptr;
+  std::optional<meta::Metadata> failed_;
 };
 
 }  // namespace hast::replication

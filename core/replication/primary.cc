@@ -118,6 +118,30 @@ bool Primary::stale_range(std::uint64_t offset, std::uint64_t length) const {
   return false;
 }
 
+// True when some extent of the range may be listed stale in the block the disk holds
+// instead of metadata() (one being written, or one whose write failed and may have landed).
+bool Primary::stale_maybe_on_disk(std::uint64_t offset, std::uint64_t length) const {
+  auto [first, last] = extent_span(local_.map(), offset, length);
+  return local_.unsettled_block_matches([first = first, last = last](const meta::Metadata& block) {
+    for (std::uint64_t e = first; e <= last; e++) {
+      if (meta::is_stale(block, meta::ExtentIndex{e})) return true;
+    }
+    return false;
+  });
+}
+
+// Whether a local write that succeeded makes the write good on this node. Not on an extent
+// stale here: the secondary's copy is the authoritative one (the rest of the extent is
+// still old here, and resync copies it from the secondary), so only the remote leg
+// decides. Judged against the metadata the disk holds, not only memory: when a stale mark
+// of the range is being written, or a write of one failed (it may have landed), this waits
+// until the disk is known to hold metadata() and judges that; if it cannot know, the local
+// leg does not count. May suspend.
+bool Primary::local_leg_counts(std::uint64_t offset, std::uint64_t length) {
+  if (stale_maybe_on_disk(offset, length) && !local_.settle_metadata()) return false;
+  return !stale_range(offset, length);
+}
+
 bool Primary::extents_clean(std::uint64_t offset, std::uint64_t length) const {
   const meta::Activemap& map = local_.map();
   auto [first, last] = extent_span(map, offset, length);
@@ -209,6 +233,9 @@ Result<void> Primary::persist_counters() {
 // Records that the secondary's copy of the range's extents is the good one (defect 3). Not
 // when another write in such an extent is in flight or the secondary lacks something of it
 // (it is dirty): then neither node would hold the whole extent, and the write fails instead.
+// Returns once the record is durable on disk, even when memory already lists the extents
+// (update_metadata writes again after a failed write, which may have landed without them);
+// the caller acknowledges only after that, and fails the write when this fails.
 Result<void> Primary::mark_stale(std::uint64_t offset, std::uint64_t length) {
   meta::Metadata updated = local_.metadata();
   const meta::Activemap& map = local_.map();
@@ -328,10 +355,7 @@ Result<void> Primary::write_range(std::uint64_t offset, std::span<const std::byt
   Result<void> local = discard  ? local_.discard(offset, length)
                        : zeroes ? local_.write_zeroes(offset, length, fua)
                                 : local_.write(offset, data, fua);
-  // On an extent stale on this node the secondary's copy is the authoritative one: the
-  // local leg cannot make the write good by itself (the rest of the extent is still old
-  // here, and resync copies the extent from the secondary), so only the remote leg decides.
-  ack.local_done(local.has_value() && !stale_range(offset, length));
+  ack.local_done(local.has_value() && local_leg_counts(offset, length));
   if (!local) {
     discard ? stats_.delete_errors++ : stats_.write_errors++;
     log_error(context_.io.log, "[{}] Local request failed ({}): {}({}, {}).", context_.config.name,

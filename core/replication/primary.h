@@ -122,6 +122,8 @@ class Primary {
   Result<void> mark_stale(std::uint64_t offset, std::uint64_t length);
   bool extents_clean(std::uint64_t offset, std::uint64_t length) const;
   bool stale_range(std::uint64_t offset, std::uint64_t length) const;
+  bool stale_maybe_on_disk(std::uint64_t offset, std::uint64_t length) const;
+  bool local_leg_counts(std::uint64_t offset, std::uint64_t length);
   bool reads_go_remote(std::uint64_t offset, std::uint64_t length) const;
 
   // ---- The link (primary_link.cc) ----

@@ -24,7 +24,8 @@
 //   ok      failed/unavail success  dirty on the primary: resync to the secondary
 //   failed  ok             success  stale on the primary (reads go to the secondary,
 //                                   resync repairs the primary) if the stale list has
-//                                   room; otherwise EIO
+//                                   room and the record is durable before the ack (the
+//                                   primary writes it); otherwise EIO
 //   failed  failed/unavail EIO      dirty (the data may be on either disk, in part)
 //
 // The early memsync `received` never decides a failed local write: only the secondary's
