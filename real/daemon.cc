@@ -23,6 +23,7 @@
 #include "real/log.h"
 #include "real/net.h"
 #include "real/pidfile.h"
+#include "real/resource_thread.h"
 #include "real/resources.h"
 #include "real/ring.h"
 
@@ -35,20 +36,7 @@ constexpr int ex_tempfail = 75;
 constexpr int ex_config = 78;
 constexpr std::size_t kStackBytes = 1024 * 1024;  // liblzf keeps ~512 KiB on the stack
 constexpr Duration kReportInterval = std::chrono::seconds(5);
-
-// NodeIo's disk: unused by hastd, whose resources get their own (PosixDiskProvider).
-class NoDisk final : public Disk {
- public:
-  Result<void> read(std::uint64_t, std::span<std::byte>) override { return none(); }
-  Result<void> write(std::uint64_t, std::span<const std::byte>, Fua) override { return none(); }
-  Result<void> flush() override { return none(); }
-  Result<void> discard(std::uint64_t, std::uint64_t) override { return none(); }
-  std::uint64_t size() const override { return 0; }
-  DiskProperties properties() const override { return {}; }
-
- private:
-  static Result<void> none() { return fail(Errc::unsupported, "no node disk in hastd"); }
-};
+constexpr Duration kListenRetry = std::chrono::seconds(3);
 
 // Blocks the signals hastd handles (they are read from a signalfd by a fiber instead).
 int block_signals() {
@@ -80,10 +68,8 @@ class Daemon {
         network_(ring_),
         io_{no_disk_, network_, clock_, random_, log_, stacks_, scheduler_},
         hooks_(log_, exec_paths(config), hook_options(options)),
-        disks_(ring_),
-        frontends_(scheduler_, network_, log_, disks_, runtime_directory(config.control)),
-        node_(io_, config, hooks_, frontends_, timing(options), replication::Mutation::none,
-              &disks_),
+        host_(scheduler_, ring_, log_, kStackBytes, runtime_directory(config.control)),
+        node_(io_, config, hooks_, host_, timing(options)),
         control_(scheduler_, log_, node_, [this] { stop_requested_.set(); }),
         stop_requested_(scheduler_),
         control_address_(config.control) {}
@@ -134,8 +120,7 @@ class Daemon {
   NoDisk no_disk_;
   NodeIo io_;
   HookRunner hooks_;
-  PosixDiskProvider disks_;
-  RealFrontends frontends_;
+  ThreadHost host_;
   replication::HastNode node_;
   control::ControlServer control_;
   fiber::Event stop_requested_;
@@ -152,8 +137,13 @@ void Daemon::adopt_pidfile(Pidfile pidfile, std::string path) {
 }
 
 Result<void> Daemon::open_sockets() {
-  HAST_TRY(node_.start());
-  auto listener = network_.listen(control_address_.address);
+  // A hastd killed just before still holds its sockets for a moment (RealNetwork).
+  network_.set_listen_retry(kListenRetry);
+  auto started = node_.start();
+  auto listener = started ? network_.listen(control_address_.address)
+                          : Result<std::unique_ptr<Listener>>(fail(started.error()));
+  network_.set_listen_retry(Duration::zero());
+  if (!started) return fail(started.error());
   if (!listener) {
     return fail(listener.error().wrap(
         fmt::format("Unable to listen on control address {}", control_address_.text)));
@@ -163,6 +153,12 @@ Result<void> Daemon::open_sockets() {
 }
 
 int Daemon::serve(int signal_fd) {
+  // The resource threads start here, after daemon() forked (a fork keeps one thread).
+  if (auto launched = host_.launch(); !launched) {
+    log_error(log_, "{}", launched.error().message());
+    abandon();
+    return ex_oserr;
+  }
   HAST_ASSERT(scheduler_.spawn("hastd-main", [this] { main_fiber(); }).has_value());
   HAST_ASSERT(scheduler_.spawn("hastd-signals", [this, signal_fd] { signal_fiber(signal_fd); })
                   .has_value());

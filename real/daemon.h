@@ -3,8 +3,17 @@
 // Start-up order: read and resolve the configuration (errors exit 78 naming the file and
 // line), lock the pidfile (another hastd: exit 75), open the listen sockets and the control
 // socket (exit 71 when one cannot be opened), daemonise unless foreground, write the pid,
-// then serve. Every resource starts in role `init`. All resources, the control socket,
-// signals and hooks run as fibers of one scheduler on one thread with one io_uring.
+// start the resource threads and serve. Every resource starts in role `init`.
+//
+// Threads (DESIGN.md §7): each resource runs on its own thread ("hastd:<resource>") with
+// its own scheduler, io_uring and stack pool (real/resource_thread.h): its role logic,
+// provider, peer connections and frontend. The main thread runs the control socket, the
+// listeners and admission (an admitted connection moves to its resource's ring), signals,
+// reloads and the reaping of hooks (a resource's thread starts its own hooks through the
+// thread-safe HookRunner); its fibers wait for a resource's answer without blocking the main
+// scheduler. The threads start after daemonising (a fork keeps one thread) and are
+// joined when their resource is removed or hastd stops (after every resource went to
+// init, frontends first).
 //
 // Signals: SIGTERM and SIGINT stop the daemon cleanly (every resource to init, then exit
 // 0), as does `hastctl stop`; SIGCHLD reaps hooks; SIGHUP reloads the configuration

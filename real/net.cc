@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <thread>
 #include <utility>
 
 #include <fmt/format.h>
@@ -177,7 +179,14 @@ Result<void> bind_source(int fd, const Address& source, int family) {
 }  // namespace
 
 Result<std::unique_ptr<Listener>> RealNetwork::listen(const Address& address) {
-  return address.is_tcp() ? listen_tcp(ring_, address) : listen_unix(ring_, address);
+  constexpr auto pause = std::chrono::milliseconds(50);
+  auto until = std::chrono::steady_clock::now() + listen_retry_;
+  while (true) {
+    auto listener = address.is_tcp() ? listen_tcp(ring_, address) : listen_unix(ring_, address);
+    if (listener || listener.error().code() != Errc::busy) return listener;
+    if (std::chrono::steady_clock::now() + pause > until) return listener;
+    std::this_thread::sleep_for(pause);
+  }
 }
 
 Result<std::unique_ptr<Connection>> RealNetwork::connect(const Address& remote,
@@ -204,6 +213,20 @@ Result<std::unique_ptr<Connection>> RealNetwork::connect(const Address& remote,
   std::unique_ptr<Connection> connection = std::make_unique<net::RealConnection>(
       ring_, owned.release(), *local, net::to_address(where->storage, where->length));
   return connection;
+}
+
+Result<std::unique_ptr<Connection>> adopt_connection(Ring& ring, Connection& connection) {
+  auto* real = dynamic_cast<net::RealConnection*>(&connection);
+  if (real == nullptr) {
+    return fail(Errc::invalid_argument,
+                fmt::format("connection from {}: not a socket of this process",
+                            connection.peer_address().to_string()));
+  }
+  auto fd = real->detach();
+  if (!fd) return fail(fd.error());
+  std::unique_ptr<Connection> adopted = std::make_unique<net::RealConnection>(
+      ring, *fd, real->local_address(), real->peer_address());
+  return adopted;
 }
 
 }  // namespace hast::real

@@ -53,6 +53,13 @@ class RealNetwork final : public Network {
   // lacks the address family). Does not suspend; callable from outside fibers.
   Result<std::unique_ptr<Listener>> listen(const Address& address) override;
 
+  // For start-up only: for `total`, listen() tries an address in use (Errc::busy) again
+  // every 50 ms. A hastd killed a moment ago still holds its listening sockets until the
+  // kernel has torn its io_uring down, which finishes after the process is gone, so a
+  // restart at once would find them in use. listen() then blocks the thread while it
+  // waits: set it before serving, and back to zero (the default: no retry) after.
+  void set_listen_retry(Duration total) { listen_retry_ = total; }
+
   // Binds `source` first when given (port 0 unless it names one; it must be TCP and of
   // the remote's family), sets TCP_NODELAY, then connects through the ring. Errors:
   // Errc::refused (nothing listens), Errc::timed_out (deadline), Errc::cancelled (the
@@ -64,7 +71,16 @@ class RealNetwork final : public Network {
 
  private:
   Ring& ring_;
+  Duration listen_retry_ = Duration::zero();
 };
+
+// Moves `connection`, made by a RealNetwork on another ring (another thread's), to
+// `ring`: the same socket, from now on driven by the thread of `ring`. The old handle is
+// left closed (Errc::disconnected) without its descriptor being closed. Nothing is
+// buffered in a handle, so no byte is lost. Precondition: no call is in progress on
+// `connection`. Errors: Errc::invalid_argument (not a RealNetwork connection),
+// Errc::disconnected (closed already). Does not suspend.
+Result<std::unique_ptr<Connection>> adopt_connection(Ring& ring, Connection& connection);
 
 // The canonical form of `address`: a TCP host name or literal resolved (as listen and
 // connect do) into the numeric host that peer_address() would report, port kept; a Unix

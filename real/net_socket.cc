@@ -73,6 +73,13 @@ void Socket::close() {
   if (in_flight_ == 0) release();
 }
 
+int Socket::detach() {
+  HAST_ASSERT(!closed_);
+  HAST_ASSERT_MSG(in_flight_ == 0, "socket handed over while {} operations use it", in_flight_);
+  closed_ = true;
+  return std::exchange(fd_, -1);
+}
+
 void Socket::op_done() {
   HAST_ASSERT(in_flight_ > 0);
   in_flight_--;
@@ -90,6 +97,11 @@ void Socket::release() {
 
 RealConnection::RealConnection(Ring& ring, int fd, Address local, Address peer)
     : ring_(ring), socket_(fd), local_(std::move(local)), peer_(std::move(peer)) {}
+
+Result<int> RealConnection::detach() {
+  if (socket_.closed()) return fail(closed_error("hand over"));
+  return socket_.detach();
+}
 
 Error RealConnection::closed_error(std::string_view what) const {
   return Error(Errc::disconnected,

@@ -72,6 +72,10 @@ class Socket {
   // Idempotent; never suspends.
   void close();
 
+  // Gives the descriptor away (to a handle on another ring) without closing it; the
+  // socket is then closed. Precondition: !closed(), nothing in flight.
+  int detach();
+
  private:
   // Ends one operation, also when its fiber is unwound.
   struct OpGuard {
@@ -98,6 +102,10 @@ class RealConnection final : public Connection {
   Result<void> send(std::span<const std::byte> data, Deadline deadline) override;
   Result<void> recv_exact(std::span<std::byte> buffer, Deadline deadline) override;
   void close() override { socket_.close(); }
+  // The descriptor, for a handle on another ring (adopt_connection); this handle is then
+  // closed. Errors: Errc::disconnected when it was closed already. Precondition: no call
+  // is in progress on it.
+  Result<int> detach();
   Address peer_address() const override { return peer_; }
   Address local_address() const override { return local_; }
 

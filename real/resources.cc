@@ -4,6 +4,7 @@
 
 #include "core/nbd/server.h"
 #include "real/fuse/fuse_device.h"
+#include "real/ublk/ublk_frontend.h"
 
 namespace hast::real {
 
@@ -44,16 +45,15 @@ Result<std::unique_ptr<BlockFrontend>> RealFrontends::open(const config::Resourc
       return open_nbd(resource, data_size);
     case config::FrontendKind::fuse:
       return open_fuse(resource, data_size);
-    case config::FrontendKind::ublk:
-      break;
+    case config::FrontendKind::ublk: {
+      // Offered only when configured (fuse stays the default): real/ublk/ublk_frontend.h.
+      const PosixDisk* disk = disks_.find(resource.name);
+      HAST_ASSERT_MSG(disk != nullptr, "frontend opened before the provider of {}", resource.name);
+      return ublk::open_ublk_frontend(scheduler_, disks_.ring(), log_, resource, data_size,
+                                      disk->properties().sector_size, runtime_directory_);
+    }
   }
-  // The ublk server (real/ublk/) is tested against a fake kernel only: no machine this
-  // project runs on has the driver yet, and START_DEV waits for reads the core serves only
-  // once the role has started. Until it has run on a kernel with ublk it is not offered.
-  return fail(Errc::unsupported,
-              fmt::format("frontend ublk of resource {} is not available in this version; use "
-                          "`frontend fuse`, `frontend nbd` or `frontend none`",
-                          resource.name));
+  HAST_UNREACHABLE();
 }
 
 Result<std::unique_ptr<BlockFrontend>> RealFrontends::open_nbd(
@@ -110,6 +110,7 @@ void RealFrontends::close(BlockFrontend& frontend) {
     fuse->close();
     return;
   }
+  if (ublk::close_ublk_frontend(frontend)) return;
   static_cast<nbd::NbdServer&>(frontend).close();
 }
 

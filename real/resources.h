@@ -47,8 +47,9 @@ std::string runtime_directory(const config::ConfiguredAddress& control);
 //   holding one file, `data`, attaches a loop device to it and links LINK to the device
 //   (real/fuse/fuse_device.h: leftovers of a killed hastd are cleared first);
 // - `none` serves nothing;
-// - `ublk` is refused until it exists (the role change fails, naming the frontend),
-//   never silently replaced by another.
+// - `ublk [LINK]` serves /dev/ublkbN and links LINK to it (real/ublk/ublk_frontend.h);
+//   without the driver the role change fails, naming the resource, /dev/ublk-control
+//   and the fix, never silently replaced by another frontend.
 class RealFrontends final : public replication::FrontendFactory {
  public:
   // `runtime_directory`: see runtime_directory() above.
@@ -63,7 +64,8 @@ class RealFrontends final : public replication::FrontendFactory {
   // Suspends while a FUSE frontend mounts and attaches its loop device.
   Result<std::unique_ptr<BlockFrontend>> open(const config::ResourceConfig& resource,
                                               std::uint64_t data_size) override;
-  // Suspends while a FUSE frontend tears down (link, loop device, mount, session).
+  // Suspends while a FUSE frontend tears down (link, loop device, mount, session) or a
+  // ublk one (link, STOP_DEV, DEL_DEV).
   void close(BlockFrontend& frontend) override;
 
  private:

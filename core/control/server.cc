@@ -229,8 +229,13 @@ proto::Nv ControlServer::status(const proto::ControlRequest& request) const {
       reply.error = proto::wire_errno_from_errc(status.error().code());
       continue;
     }
+    // status() suspended while the resource's executor answered: a reload may have
+    // removed the resource meanwhile.
     const config::ResourceConfig* config = node_.config().find(name);
-    HAST_ASSERT(config != nullptr);
+    if (config == nullptr) {
+      reply.resources.push_back(unknown_resource_status(name));
+      continue;
+    }
     reply.resources.push_back(wire_status(*status, *config, now));
   }
   return reply.to_nv();

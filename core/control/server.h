@@ -8,7 +8,9 @@
 // client that sends garbage, stalls or disconnects loses only its own connection, and at
 // most options.session_count_max sessions exist at once (the next client is closed at
 // once). Role changes (from `role` requests) run one at a time, in arrival order, since a
-// role change suspends while the old role stops; `status` never waits for them.
+// role change suspends while the old role stops; `status` never waits for them (it
+// suspends only while each resource's executor answers, HastNode::status; a resource a
+// reload removed meanwhile is answered as unknown).
 //
 // Answers, in FreeBSD's words (ControlRequest::from_nv and control_reply_error):
 // - a request that cannot be received or has no `cmd`: close without a reply;

@@ -23,6 +23,14 @@ class NodeDisk final : public DiskProvider {
   Disk& disk_;
 };
 
+void refuse(Connection& connection, std::string errmsg, bool wait, Deadline deadline) {
+  proto::Refusal refusal{std::move(errmsg), wait};
+  ignore_error(
+      proto::send_message(connection, proto::protocol_version_max, refusal.to_nv(), {}, deadline),
+      "the connection is closed next either way");
+  connection.close();
+}
+
 }  // namespace
 
 // One configured resource on this node. It owns its configuration: context_.config refers
@@ -41,10 +49,21 @@ class Resource {
 
   ~Resource() { HAST_ASSERT(role_ == meta::Role::init || context_.io.scheduler.is_shut_down()); }
 
-  meta::Role role() const { return role_; }
-  const config::ResourceConfig& config() const { return config_; }
-
+  // Every method runs on the resource's own scheduler (the executor's), called by
+  // HastNode through ResourceExecutor::run.
   Result<meta::Role> set_role(meta::Role role, bool force);
+  ResourceStatus status() const;
+  // Moves the resource to `next` during a reload (§1.5), as classify_change() decides;
+  // `restart_failed` when a restarted resource could not take its previous role again.
+  ResourceChange reload(const config::ResourceConfig& next, bool& restart_failed);
+  // The rest of admission for a connection whose first message named this resource:
+  // checks that it comes from the remote and reaches a secondary, then takes it as the
+  // first or second connection of a pair. `deadline` bounds a refusal's send.
+  void admit(std::shared_ptr<Connection> connection, const proto::HelloRequest& hello,
+             const proto::Nv& message, const std::optional<proto::Token>& token,
+             Deadline deadline);
+
+ private:
   // Replaces the configuration of a resource in init (a restart, §1.5): nothing of the
   // old one is in use.
   void replace_config(const config::ResourceConfig& next);
@@ -52,14 +71,12 @@ class Resource {
   // metadata writes and sync chunks use it; a new remote or source address drops the
   // connection, and the connection loop connects to the new one.
   void change_live(const config::ResourceConfig& next);
-  // Where the resource's statement now is in the file (ResourceChange::none).
-  void set_line(int line) { config_.line = line; }
+  // Role → init → previous role (two `role` events, as HAST). Returns false when the
+  // previous role did not start again.
+  bool restart(const config::ResourceConfig& next);
   void on_hello(std::shared_ptr<Connection> connection, std::uint8_t version);
   Result<void> on_identity(std::shared_ptr<Connection> connection, const proto::Nv& nv,
                            const proto::Token& token);
-  ResourceStatus status() const;
-
- private:
   void stop_role();
   Result<void> start_role(meta::Role role);
   Result<meta::Metadata> read_own_metadata();
@@ -228,6 +245,59 @@ Result<void> Resource::on_identity(std::shared_ptr<Connection> connection, const
   return ok();
 }
 
+void Resource::admit(std::shared_ptr<Connection> connection, const proto::HelloRequest& hello,
+                     const proto::Nv& message, const std::optional<proto::Token>& token,
+                     Deadline deadline) {
+  const auto& remote = config_.remote;
+  if (!remote || remote->address.host != connection->peer_address().host) {
+    return refuse(*connection, std::string(proto::errmsg_no_access), false, deadline);
+  }
+  if (role_ != meta::Role::secondary) {
+    return refuse(*connection,
+                  proto::errmsg_wrong_role(static_cast<proto::Role>(meta::role_code(role_))),
+                  role_ == meta::Role::primary, deadline);
+  }
+  if (!token.has_value()) return on_hello(connection, hello.version);
+  auto paired = on_identity(connection, message, *token);
+  if (!paired) {
+    log_warning(context_.io.log, "[{}] Unable to pair connections: {}", hello.resource,
+                paired.error().message());
+    connection->close();
+  }
+}
+
+ResourceChange Resource::reload(const config::ResourceConfig& next, bool& restart_failed) {
+  ResourceChange change = classify_change(config_, next, role_);
+  switch (change) {
+    case ResourceChange::none:
+      config_.line = next.line;
+      break;
+    case ResourceChange::live:
+      log_info(context_.io.log, "Resource {} configuration was modified, reloading it.",
+               next.name);
+      change_live(next);
+      break;
+    case ResourceChange::restart:
+      restart_failed = !restart(next);
+      break;
+  }
+  HAST_ASSERT(config_ == next);
+  return change;
+}
+
+// The previous role was started, or forced, on this provider: on the same provider it is
+// forced again; a new provider is checked afresh (an inconsistent one refuses primary).
+bool Resource::restart(const config::ResourceConfig& next) {
+  log_info(context_.io.log, "Resource {} configuration was modified, restarting it.", next.name);
+  meta::Role role = role_;
+  bool same_provider =
+      config_.local_path == next.local_path && config_.provider_name == next.provider_name;
+  ignore_error(set_role(meta::Role::init, false), "init always starts");
+  replace_config(next);
+  if (role == meta::Role::init) return true;
+  return set_role(role, same_provider).has_value();
+}
+
 ResourceStatus Resource::status() const {
   ResourceStatus status;
   const config::ResourceConfig& config = context_.config;
@@ -269,36 +339,72 @@ struct NodeListener {
   fiber::TaskGroup accept;
 };
 
+// A resource and the executor it runs on. The executor is stopped before the resource
+// goes, so that nothing of the resource runs while it is destroyed.
+struct HostedResource {
+  std::unique_ptr<ResourceExecutor> executor;
+  std::unique_ptr<Resource> resource;
+
+  ~HostedResource() {
+    executor->stop();
+    resource.reset();
+  }
+};
+
 HastNode::HastNode(NodeIo& io, config::NodeConfig config, EventSink& events,
                    FrontendFactory& frontends, Timing timing, Mutation mutation,
                    DiskProvider* disks)
+    : HastNode(io, std::move(config), events, timing, mutation) {
+  if (disks == nullptr) {
+    node_disk_ = std::make_unique<NodeDisk>(io.disk);
+    disks = node_disk_.get();
+  }
+  inline_host_ = std::make_unique<InlineHost>(io, frontends, *disks);
+  host_ = inline_host_.get();
+}
+
+HastNode::HastNode(NodeIo& io, config::NodeConfig config, EventSink& events, ResourceHost& host,
+                   Timing timing, Mutation mutation)
+    : HastNode(io, std::move(config), events, timing, mutation) {
+  host_ = &host;
+}
+
+HastNode::HastNode(NodeIo& io, config::NodeConfig config, EventSink& events, Timing timing,
+                   Mutation mutation)
     : io_(io),
       config_(std::move(config)),
       events_(events),
-      frontends_(frontends),
       timing_(timing),
       mutation_(mutation),
-      disks_(disks),
       changes_(io.scheduler, 1),
-      fibers_(io.scheduler) {
-  if (disks_ == nullptr) {
-    node_disk_ = std::make_unique<NodeDisk>(io.disk);
-    disks_ = node_disk_.get();
-  }
-  for (const config::ResourceConfig& resource : config_.resources)
-    resources_.emplace(resource.name, make_resource(resource));
+      fibers_(io.scheduler) {}
+
+HastNode::~HastNode() {
+  // Resources (and their executors) go before the host that made them.
+  resources_.clear();
 }
 
-HastNode::~HastNode() = default;
-
-std::shared_ptr<Resource> HastNode::make_resource(const config::ResourceConfig& resource) {
-  HAST_ASSERT(disks_ != nullptr);
-  return std::make_shared<Resource>(io_, resource, events_, frontends_, *disks_, timing_,
-                                    mutation_);
+Result<std::shared_ptr<HostedResource>> HastNode::make_resource(
+    const config::ResourceConfig& resource) {
+  HAST_ASSERT(host_ != nullptr);
+  auto executor = host_->create(resource);
+  if (!executor) return fail(executor.error().wrap("resource " + resource.name));
+  auto hosted = std::make_shared<HostedResource>();
+  hosted->executor = std::move(*executor);
+  ResourceExecutor& on = *hosted->executor;
+  hosted->resource = std::make_unique<Resource>(on.io(), resource, events_, on.frontends(),
+                                                on.disks(), timing_, mutation_);
+  return hosted;
 }
 
 Result<void> HastNode::start() {
   HAST_ASSERT(listeners_.empty());
+  HAST_ASSERT(resources_.empty());
+  for (const config::ResourceConfig& resource : config_.resources) {
+    auto hosted = make_resource(resource);
+    if (!hosted) return fail(hosted.error());
+    resources_.emplace(resource.name, std::move(*hosted));
+  }
   for (const config::ConfiguredAddress& address : config_.listen) {
     auto listener = open_listener(address);
     if (!listener) return fail(listener.error());
@@ -334,8 +440,11 @@ void HastNode::stop() {
   for (auto& listener : listeners_)
     listener->accept.cancel_and_join();
   fibers_.cancel_and_join();
-  for (auto& [name, resource] : resources_)
-    ignore_error(resource->set_role(meta::Role::init, false), "stopping");
+  for (auto& [name, hosted] : resources_)
+    ignore_error(set_role_on(*hosted, meta::Role::init, false), "stopping");
+  // Frontends and providers are closed: the resources' own schedulers end.
+  for (auto& [name, hosted] : resources_)
+    hosted->executor->stop();
   listeners_.clear();
   if (serialised) changes_.release();
 }
@@ -362,24 +471,13 @@ bool HastNode::known_peer(const Address& peer) const {
   return false;
 }
 
-std::shared_ptr<Resource> HastNode::find(std::string_view name) const {
+std::shared_ptr<HostedResource> HastNode::find(std::string_view name) const {
   auto found = resources_.find(name);
   return found == resources_.end() ? nullptr : found->second;
 }
 
-namespace {
-
-void refuse(Connection& connection, std::string errmsg, bool wait, Deadline deadline) {
-  proto::Refusal refusal{std::move(errmsg), wait};
-  ignore_error(
-      proto::send_message(connection, proto::protocol_version_max, refusal.to_nv(), {}, deadline),
-      "the connection is closed next either way");
-  connection.close();
-}
-
-}  // namespace
-
-// Reads the first message of an accepted connection and hands it to its resource.
+// Reads the first message of an accepted connection and hands it to its resource, on the
+// resource's own executor, which does the rest of the checks.
 void HastNode::admit(std::shared_ptr<Connection> connection) {
   Deadline deadline = deadline_after(io_.clock, timing_.timeout);
   proto::RecvLimits limits;
@@ -394,40 +492,43 @@ void HastNode::admit(std::shared_ptr<Connection> connection) {
     return connection->close();
   }
   // Held to the end: a reload may drop the resource while this fiber waits inside it.
-  std::shared_ptr<Resource> resource = find(hello->resource);
-  if (resource == nullptr)
+  std::shared_ptr<HostedResource> hosted = find(hello->resource);
+  if (hosted == nullptr)
     return refuse(*connection, std::string(proto::errmsg_not_configured), false, deadline);
-  const auto& remote = resource->config().remote;
-  if (!remote || remote->address.host != connection->peer_address().host) {
-    return refuse(*connection, std::string(proto::errmsg_no_access), false, deadline);
+  std::string peer = connection->peer_address().host;
+  auto moved = hosted->executor->adopt(std::move(connection));
+  if (!moved) {
+    log_warning(io_.log, "[{}] Unable to take the connection from {}: {}", hello->resource, peer,
+                moved.error().message());
+    return;
   }
-  if (resource->role() != meta::Role::secondary) {
-    return refuse(
-        *connection,
-        proto::errmsg_wrong_role(static_cast<proto::Role>(meta::role_code(resource->role()))),
-        resource->role() == meta::Role::primary, deadline);
-  }
-  if (!token->has_value()) return resource->on_hello(connection, hello->version);
-  auto paired = resource->on_identity(connection, message->nv, **token);
-  if (!paired) {
-    log_warning(io_.log, "[{}] Unable to pair connections: {}", hello->resource,
-                paired.error().message());
-    connection->close();
-  }
+  auto ran = hosted->executor->run([&] {
+    hosted->resource->admit(std::move(*moved), *hello, message->nv, *token, deadline);
+  });
+  ignore_error(std::move(ran), "a stopped resource closed the connection as it unwound");
+}
+
+Result<meta::Role> HastNode::set_role_on(HostedResource& hosted, meta::Role role, bool force) {
+  std::optional<Result<meta::Role>> changed;
+  HAST_TRY(hosted.executor->run([&] { changed.emplace(hosted.resource->set_role(role, force)); }));
+  HAST_ASSERT(changed.has_value());
+  return std::move(*changed);
 }
 
 Result<meta::Role> HastNode::set_role(std::string_view name, meta::Role role, bool force) {
   HAST_TRY(changes_.acquire());
   fiber::Permit permit(changes_);
-  std::shared_ptr<Resource> resource = find(name);
-  if (resource == nullptr) return fail(Errc::not_found, fmt::format("resource {}", name));
-  return resource->set_role(role, force);
+  std::shared_ptr<HostedResource> hosted = find(name);
+  if (hosted == nullptr) return fail(Errc::not_found, fmt::format("resource {}", name));
+  return set_role_on(*hosted, role, force);
 }
 
 Result<ResourceStatus> HastNode::status(std::string_view name) const {
-  std::shared_ptr<Resource> resource = find(name);
-  if (resource == nullptr) return fail(Errc::not_found, fmt::format("resource {}", name));
-  return resource->status();
+  std::shared_ptr<HostedResource> hosted = find(name);
+  if (hosted == nullptr) return fail(Errc::not_found, fmt::format("resource {}", name));
+  ResourceStatus status;
+  HAST_TRY(hosted->executor->run([&] { status = hosted->resource->status(); }));
+  return status;
 }
 
 std::vector<std::string> HastNode::resource_names() const {
@@ -471,9 +572,12 @@ Result<ReloadReport> HastNode::reload(config::NodeConfig next) {
   HAST_TRY(changes_.acquire());
   fiber::Permit permit(changes_);
   ReloadReport report;
+  // New resources get their executors first: the one resource step that may fail.
+  auto added = make_added(next);
+  if (!added) return fail(added.error());
   HAST_TRY(reload_listeners(next.listen, report));
   remove_resources(next, report);
-  add_resources(next, report);
+  add_resources(next, std::move(*added), report);
   change_resources(next, report);
   config_ = std::move(next);
   HAST_ASSERT(config_.resources.size() == resources_.size());
@@ -607,9 +711,10 @@ void HastNode::remove_resources(const config::NodeConfig& next, ReloadReport& re
   }
   for (const std::string& name : gone) {
     log_info(io_.log, "Resource {} removed from the configuration file.", name);
-    std::shared_ptr<Resource> resource = find(name);
-    HAST_ASSERT(resource != nullptr);
-    ignore_error(resource->set_role(meta::Role::init, false), "init always starts");
+    std::shared_ptr<HostedResource> hosted = find(name);
+    HAST_ASSERT(hosted != nullptr);
+    ignore_error(set_role_on(*hosted, meta::Role::init, false), "init always starts");
+    hosted->executor->stop();
     resources_.erase(name);
     std::erase_if(config_.resources,
                   [&](const config::ResourceConfig& running) { return running.name == name; });
@@ -617,55 +722,53 @@ void HastNode::remove_resources(const config::NodeConfig& next, ReloadReport& re
   }
 }
 
-void HastNode::add_resources(const config::NodeConfig& next, ReloadReport& report) {
+Result<HastNode::AddedResources> HastNode::make_added(const config::NodeConfig& next) {
+  AddedResources added;
+  for (const config::ResourceConfig& resource : next.resources) {
+    if (resources_.contains(resource.name)) continue;
+    auto hosted = make_resource(resource);
+    if (!hosted) {
+      log_error(io_.log, "Unable to add resource {}: {}", resource.name,
+                hosted.error().message());
+      return fail(hosted.error());
+    }
+    added.emplace(resource.name, std::move(*hosted));
+  }
+  return added;
+}
+
+void HastNode::add_resources(const config::NodeConfig& next, AddedResources added,
+                             ReloadReport& report) {
   for (const config::ResourceConfig& resource : next.resources) {
     if (resources_.contains(resource.name)) continue;
     log_info(io_.log, "Resource {} added to the configuration file.", resource.name);
-    resources_.emplace(resource.name, make_resource(resource));
+    auto made = added.find(resource.name);
+    HAST_ASSERT(made != added.end());
+    resources_.emplace(resource.name, std::move(made->second));
     config_.resources.push_back(resource);
     report.added.push_back(resource.name);
   }
 }
 
+// Each resource applies its change on its own executor (Resource::reload); the running
+// configuration follows once it has.
 void HastNode::change_resources(const config::NodeConfig& next, ReloadReport& report) {
   for (const config::ResourceConfig& wanted : next.resources) {
-    std::shared_ptr<Resource> resource = find(wanted.name);
-    HAST_ASSERT(resource != nullptr);
-    switch (classify_change(resource->config(), wanted, resource->role())) {
-      case ResourceChange::none:
-        resource->set_line(wanted.line);
-        running_config(wanted.name).line = wanted.line;
-        break;
-      case ResourceChange::live:
-        log_info(io_.log, "Resource {} configuration was modified, reloading it.", wanted.name);
-        resource->change_live(wanted);
-        running_config(wanted.name) = wanted;
-        report.changed_live.push_back(wanted.name);
-        break;
-      case ResourceChange::restart:
-        restart_resource(*resource, wanted, report);
-        break;
+    std::shared_ptr<HostedResource> hosted = find(wanted.name);
+    HAST_ASSERT(hosted != nullptr);
+    ResourceChange change = ResourceChange::none;
+    bool restart_failed = false;
+    auto ran = hosted->executor->run(
+        [&] { change = hosted->resource->reload(wanted, restart_failed); });
+    if (!ran) {
+      log_error(io_.log, "Resource {} not reloaded: {}", wanted.name, ran.error().message());
+      continue;
     }
-    HAST_ASSERT(resource->config() == wanted);
+    running_config(wanted.name) = wanted;
+    if (change == ResourceChange::live) report.changed_live.push_back(wanted.name);
+    if (change == ResourceChange::restart) report.restarted.push_back(wanted.name);
+    if (restart_failed) report.restart_failed.push_back(wanted.name);
   }
-}
-
-// Role → init → previous role (two `role` events, as HAST). The previous role was
-// started, or forced, on this provider: on the same provider it is forced again; a new
-// provider is checked afresh (an inconsistent one refuses primary).
-void HastNode::restart_resource(Resource& resource, const config::ResourceConfig& next,
-                                ReloadReport& report) {
-  log_info(io_.log, "Resource {} configuration was modified, restarting it.", next.name);
-  meta::Role role = resource.role();
-  bool same_provider = resource.config().local_path == next.local_path &&
-                       resource.config().provider_name == next.provider_name;
-  ignore_error(resource.set_role(meta::Role::init, false), "init always starts");
-  resource.replace_config(next);
-  running_config(next.name) = next;
-  report.restarted.push_back(next.name);
-  if (role == meta::Role::init) return;
-  auto restarted = resource.set_role(role, same_provider);
-  if (!restarted) report.restart_failed.push_back(next.name);
 }
 
 }  // namespace hast::replication

@@ -25,6 +25,15 @@
 // object: a restart replaces it only while the role is init, and a live change replaces it
 // between two suspensions of the primary's fibers (a request in flight keeps the
 // replication mode it started with). Role changes and reloads run one at a time.
+//
+// Executors (resource_host.h): each resource runs on the executor its ResourceHost made
+// for it (hastd: a thread per resource with its own scheduler and io_uring; the
+// simulator: the node's own scheduler). The node's fibers (accept loops, admission,
+// role changes, reload, status) reach a resource only through ResourceExecutor::run; an
+// admitted connection moves to the resource's executor after its first message was read
+// here. Executors are created by start() and by reload() (before anything changes, so a
+// failure leaves the configuration as it was) and stopped when their resource is removed
+// and by stop().
 #pragma once
 
 #include <map>
@@ -43,6 +52,7 @@
 #include "core/replication/context.h"
 #include "core/replication/local_component.h"
 #include "core/replication/primary.h"
+#include "core/replication/resource_host.h"
 
 namespace hast::replication {
 
@@ -124,25 +134,37 @@ struct ReloadReport {
 };
 
 class Resource;
+struct HostedResource;
 struct NodeListener;
 struct ListenChange;
 
 class HastNode {
  public:
+  // Every resource on the node's own scheduler (InlineHost) with `frontends` and `disks`.
   // `mutation` is the simulator's (mutation.h); production passes none. Without `disks`
   // every resource uses io.disk (the simulator's one disk per node).
   HastNode(NodeIo& io, config::NodeConfig config, EventSink& events, FrontendFactory& frontends,
            Timing timing, Mutation mutation = Mutation::none, DiskProvider* disks = nullptr);
+  // Every resource on an executor of `host`, which must outlive the node. `events` may be
+  // called from the executors' threads.
+  HastNode(NodeIo& io, config::NodeConfig config, EventSink& events, ResourceHost& host,
+           Timing timing, Mutation mutation = Mutation::none);
   ~HastNode();
   HastNode(const HastNode&) = delete;
   HastNode& operator=(const HastNode&) = delete;
 
-  // Opens the listeners and starts accepting. Errors: a listen address is unusable.
+  // Creates every resource (in init) on its executor, then opens the listeners and starts
+  // accepting. Errors: an executor cannot be created, a listen address is unusable.
   Result<void> start();
   // Every resource to init, listeners closed, every fiber joined (after a role change or
-  // reload in progress).
+  // reload in progress), every executor stopped.
   void stop();
 
+  // set_role, status and reload suspend while the resource's executor runs them: call
+  // them from a fiber of the node's scheduler (with InlineHost status() also from outside
+  // fibers). set_role and status fail with Errc::cancelled when the executor was stopped
+  // under them (reload logs such a resource as not reloaded).
+  //
   // Changes the role of `resource`; returns the previous role. Errc::not_found for an
   // unknown resource; Errc::busy for `primary` on an inconsistent component (a sync to it
   // did not complete) unless `force`; other errors when the new role could not start (it
@@ -152,7 +174,8 @@ class HastNode {
   std::vector<std::string> resource_names() const;
   // The configuration running now. During a reload it moves resource by resource: at every
   // suspension its resources are exactly those status() knows, each with the configuration
-  // it runs with; the rest (control, pidfile, listen, resource order) changes at the end.
+  // it runs with (a changed resource's once its change is applied); the rest (control,
+  // pidfile, listen, resource order) changes at the end.
   const config::NodeConfig& config() const { return config_; }
 
   // Moves the node to `next` (§1.5; see the top of this file). Call from a fiber, after
@@ -164,7 +187,9 @@ class HastNode {
   // resources: removed ones go to init and are dropped, new ones are added in init,
   // changed ones are handled per classify_change(). A restarted resource whose previous
   // role fails to start stays in init with the new configuration (reported, logged).
-  // Logs each step in HAST's words; the caller logs the start and the outcome.
+  // Logs each step in HAST's words; the caller logs the start and the outcome. Executors
+  // of added resources are created first: when one cannot be, the reload fails with that
+  // error and nothing has changed.
   Result<ReloadReport> reload(config::NodeConfig next);
 
  private:
@@ -177,30 +202,33 @@ class HastNode {
   ListenFailures open_listeners(const std::vector<const config::ConfiguredAddress*>& addresses,
                                 std::vector<std::unique_ptr<NodeListener>>& opened);
   void restore_listeners(std::vector<std::unique_ptr<NodeListener>> retired, bool closed);
+  using AddedResources = std::map<std::string, std::shared_ptr<HostedResource>, std::less<>>;
+  HastNode(NodeIo& io, config::NodeConfig config, EventSink& events, Timing timing,
+           Mutation mutation);
   void remove_resources(const config::NodeConfig& next, ReloadReport& report);
-  void add_resources(const config::NodeConfig& next, ReloadReport& report);
+  Result<AddedResources> make_added(const config::NodeConfig& next);
+  void add_resources(const config::NodeConfig& next, AddedResources added, ReloadReport& report);
   void change_resources(const config::NodeConfig& next, ReloadReport& report);
-  void restart_resource(Resource& resource, const config::ResourceConfig& next,
-                        ReloadReport& report);
   config::ResourceConfig& running_config(std::string_view name);
-  std::shared_ptr<Resource> make_resource(const config::ResourceConfig& resource);
+  Result<std::shared_ptr<HostedResource>> make_resource(const config::ResourceConfig& resource);
+  Result<meta::Role> set_role_on(HostedResource& hosted, meta::Role role, bool force);
   void accept_loop(Listener& listener);
   void admit(std::shared_ptr<Connection> connection);
-  std::shared_ptr<Resource> find(std::string_view name) const;
+  std::shared_ptr<HostedResource> find(std::string_view name) const;
   bool known_peer(const Address& peer) const;
 
   NodeIo& io_;
   config::NodeConfig config_;
   EventSink& events_;
-  FrontendFactory& frontends_;
   Timing timing_;
   Mutation mutation_;
-  std::unique_ptr<DiskProvider> node_disk_;  // when no DiskProvider was given
-  DiskProvider* disks_;
+  std::unique_ptr<DiskProvider> node_disk_;  // InlineHost without a DiskProvider given
+  std::unique_ptr<InlineHost> inline_host_;  // when no ResourceHost was given
+  ResourceHost* host_ = nullptr;
   std::vector<std::unique_ptr<NodeListener>> listeners_;
   // Shared with the admission fibers working on a resource, so that a reload dropping it
   // cannot pull it from under them.
-  std::map<std::string, std::shared_ptr<Resource>, std::less<>> resources_;
+  std::map<std::string, std::shared_ptr<HostedResource>, std::less<>> resources_;
   fiber::Semaphore changes_;  // one role change or reload at a time
   fiber::TaskGroup fibers_;   // admissions
 };
