@@ -11,29 +11,14 @@
 
 #include "core/assert.h"
 #include "core/config/config.h"
+#include "fuzz/fuzz_lines.h"
 
 namespace {
 
 namespace config = hast::config;
 
-// The N of an error context "line N: ...", or 0 when it does not start that way.
-long error_line(const hast::Error& error) {
-  std::string_view context = error.context();
-  if (context.substr(0, 5) != "line ") return 0;
-  long line = 0;
-  std::size_t i = 5;
-  for (; i < context.size() && context[i] >= '0' && context[i] <= '9' && line < 1000000000; i++)
-    line = line * 10 + (context[i] - '0');
-  if (i == 5 || context.substr(i, 2) != ": ") return 0;
-  return line;
-}
-
-long line_count(std::string_view text) {
-  long newlines = 0;
-  for (char c : text)
-    newlines += c == '\n' ? 1 : 0;
-  return newlines + 1;
-}
+using hast::fuzz::error_line;
+using hast::fuzz::line_count;
 
 void check_resolve(const config::Config& parsed, const config::NodeIdentity& identity,
                    config::AddressFamilies families) {
@@ -53,7 +38,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::string_view text(reinterpret_cast<const char*>(data), size);
   auto parsed = config::parse(text);
   if (!parsed) {
-    long line = error_line(parsed.error());
+    long line = error_line(parsed.error().context(), "line ");
     HAST_ASSERT_MSG(line >= 1 && line <= line_count(text), "bad error line: {}",
                     parsed.error().context());
     HAST_ASSERT(parsed.error().code() == hast::Errc::invalid_argument);

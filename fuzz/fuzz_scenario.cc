@@ -10,30 +10,16 @@
 #include <string_view>
 
 #include "core/assert.h"
+#include "fuzz/fuzz_lines.h"
 #include "sim/scenario.h"
 
 namespace {
 
+using hast::fuzz::error_line;
+using hast::fuzz::line_count;
+
 constexpr std::string_view kFile = "fuzz.scn";
-
-// The N of an error context "fuzz.scn:N: ...", or 0 when it does not start that way.
-long error_line(std::string_view context) {
-  if (!context.starts_with(kFile) || context.substr(kFile.size(), 1) != ":") return 0;
-  long line = 0;
-  std::size_t i = kFile.size() + 1;
-  std::size_t digits = i;
-  for (; i < context.size() && context[i] >= '0' && context[i] <= '9' && line < 1000000000; i++)
-    line = line * 10 + (context[i] - '0');
-  if (i == digits || context.substr(i, 2) != ": ") return 0;
-  return line;
-}
-
-long line_count(std::string_view text) {
-  long newlines = 0;
-  for (char c : text)
-    newlines += c == '\n' ? 1 : 0;
-  return newlines + 1;
-}
+constexpr std::string_view kLinePrefix = "fuzz.scn:";  // errors name "fuzz.scn:N: ..."
 
 }  // namespace
 
@@ -43,7 +29,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   long lines = line_count(text);
   if (!parsed) {
     HAST_ASSERT(parsed.error().code() == hast::Errc::invalid_argument);
-    long line = error_line(parsed.error().context());
+    long line = error_line(parsed.error().context(), kLinePrefix);
     HAST_ASSERT_MSG(line >= 1 && line <= lines, "bad error line: {}", parsed.error().context());
     return 0;
   }

@@ -62,16 +62,12 @@ class Daemon {
       : options_(options),
         config_path_(std::move(config_path)),
         log_(log),
-        stacks_(kStackBytes),
-        scheduler_(clock_, stacks_, nullptr, {}),
-        ring_(scheduler_),
-        network_(ring_),
-        io_{no_disk_, network_, clock_, random_, log_, stacks_, scheduler_},
+        main_(log_, kStackBytes),
         hooks_(log_, exec_paths(config), hook_options(options)),
-        host_(scheduler_, ring_, log_, kStackBytes, runtime_directory(config.control)),
-        node_(io_, config, hooks_, host_, timing(options)),
-        control_(scheduler_, log_, node_, [this] { stop_requested_.set(); }),
-        stop_requested_(scheduler_),
+        host_(main_.scheduler, main_.ring, log_, kStackBytes, runtime_directory(config.control)),
+        node_(main_.io, config, hooks_, host_, timing(options)),
+        control_(main_.scheduler, log_, node_, [this] { stop_requested_.set(); }),
+        stop_requested_(main_.scheduler),
         control_address_(config.control) {}
 
   // Opens the listen and control sockets (before daemonising, so errors reach the
@@ -83,7 +79,7 @@ class Daemon {
   int serve(int signal_fd);
   // Instead of serve() when start-up fails after open_sockets(): the fibers it spawned
   // never run (they are unwound), so the daemon can be destroyed.
-  void abandon() { scheduler_.shutdown(); }
+  void abandon() { main_.scheduler.shutdown(); }
   // The pidfile in use when serve() returned, for removal at exit.
   Pidfile release_pidfile() { return std::move(pidfile_); }
 
@@ -111,14 +107,7 @@ class Daemon {
   const DaemonOptions& options_;
   std::string config_path_;
   Log& log_;
-  RealClock clock_;
-  RealRandom random_;
-  GuardedStacks stacks_;
-  fiber::Scheduler scheduler_;
-  Ring ring_;
-  RealNetwork network_;
-  NoDisk no_disk_;
-  NodeIo io_;
+  ThreadIo main_;  // the main thread's clock, scheduler, ring, network and NodeIo
   HookRunner hooks_;
   ThreadHost host_;
   replication::HastNode node_;
@@ -138,11 +127,11 @@ void Daemon::adopt_pidfile(Pidfile pidfile, std::string path) {
 
 Result<void> Daemon::open_sockets() {
   // A hastd killed just before still holds its sockets for a moment (RealNetwork).
-  network_.set_listen_retry(kListenRetry);
+  main_.network.set_listen_retry(kListenRetry);
   auto started = node_.start();
-  auto listener = started ? network_.listen(control_address_.address)
+  auto listener = started ? main_.network.listen(control_address_.address)
                           : Result<std::unique_ptr<Listener>>(fail(started.error()));
-  network_.set_listen_retry(Duration::zero());
+  main_.network.set_listen_retry(Duration::zero());
   if (!started) return fail(started.error());
   if (!listener) {
     return fail(listener.error().wrap(
@@ -159,13 +148,14 @@ int Daemon::serve(int signal_fd) {
     abandon();
     return ex_oserr;
   }
-  HAST_ASSERT(scheduler_.spawn("hastd-main", [this] { main_fiber(); }).has_value());
-  HAST_ASSERT(scheduler_.spawn("hastd-signals", [this, signal_fd] { signal_fiber(signal_fd); })
-                  .has_value());
-  HAST_ASSERT(scheduler_.spawn("hastd-reaper", [this] { reaper_fiber(); }).has_value());
-  scheduler_.run(ring_);
-  ring_.drain();
-  scheduler_.shutdown();
+  HAST_ASSERT(main_.scheduler.spawn("hastd-main", [this] { main_fiber(); }).has_value());
+  HAST_ASSERT(
+      main_.scheduler.spawn("hastd-signals", [this, signal_fd] { signal_fiber(signal_fd); })
+          .has_value());
+  HAST_ASSERT(main_.scheduler.spawn("hastd-reaper", [this] { reaper_fiber(); }).has_value());
+  main_.scheduler.run(main_.ring);
+  main_.ring.drain();
+  main_.scheduler.shutdown();
   return exit_code_;
 }
 
@@ -184,15 +174,15 @@ void Daemon::main_fiber() {
   control_.stop();
   node_.stop();
   hooks_.reap();
-  scheduler_.stop();
+  main_.scheduler.stop();
 }
 
 void Daemon::signal_fiber(int signal_fd) {
   while (true) {
     signalfd_siginfo info{};
-    int n = ring_.run(
+    int n = main_.ring.run(
         [&](io_uring_sqe* sqe) { io_uring_prep_read(sqe, signal_fd, &info, sizeof info, 0); });
-    if (n == -ECANCELED || scheduler_.current_cancelled()) return;
+    if (n == -ECANCELED || main_.scheduler.current_cancelled()) return;
     if (n != static_cast<int>(sizeof info)) continue;
     switch (info.ssi_signo) {
       case SIGTERM:
@@ -214,7 +204,7 @@ void Daemon::signal_fiber(int signal_fd) {
 
 // Hooks that run too long are reported (HAST's REPORT_INTERVAL), children reaped.
 void Daemon::reaper_fiber() {
-  while (scheduler_.sleep_for(kReportInterval))
+  while (main_.scheduler.sleep_for(kReportInterval))
     hooks_.reap();
 }
 
@@ -261,7 +251,7 @@ Result<void> Daemon::apply(const config::NodeConfig& next) {
 // A listener on the new control address, or null when the address did not change.
 Result<std::unique_ptr<Listener>> Daemon::open_new_control(const config::NodeConfig& next) {
   if (next.control.address == control_address_.address) return std::unique_ptr<Listener>();
-  auto listener = network_.listen(next.control.address);
+  auto listener = main_.network.listen(next.control.address);
   if (!listener) {
     log_error(log_, "Unable to listen on control address {}: {}", next.control.text,
               listener.error().message());

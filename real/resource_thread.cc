@@ -18,6 +18,13 @@
 
 namespace hast::real {
 
+ThreadIo::ThreadIo(Log& log, std::size_t stack_bytes)
+    : stacks(stack_bytes),
+      scheduler(clock, stacks, nullptr, {}),
+      ring(scheduler),
+      network(ring),
+      io{no_disk, network, clock, random, log, stacks, scheduler} {}
+
 // One run() in progress. `waker` and `done` belong to the main thread, `fiber` and
 // `completed` to the resource thread; the mailboxes order the hand-overs.
 struct RunCall {
@@ -33,21 +40,17 @@ class ResourceThread final : public replication::ResourceExecutor {
   ResourceThread(ThreadHost& host, const config::ResourceConfig& resource)
       : host_(host),
         name_(resource.name),
-        stacks_(host.stack_bytes_),
-        scheduler_(clock_, stacks_, nullptr, {}),
-        ring_(scheduler_),
-        network_(ring_),
-        io_{no_disk_, network_, clock_, random_, host.log_, stacks_, scheduler_},
-        disks_(ring_),
-        frontends_(scheduler_, network_, host.log_, disks_, host.runtime_directory_),
-        mailbox_(ring_) {}
+        own_(host.log_, host.stack_bytes_),
+        disks_(own_.ring),
+        frontends_(own_.scheduler, own_.network, host.log_, disks_, host.runtime_directory_),
+        mailbox_(own_.ring) {}
 
   ~ResourceThread() override {
     stop();
     std::erase(host_.waiting_, this);
   }
 
-  NodeIo& io() override { return io_; }
+  NodeIo& io() override { return own_.io; }
   replication::FrontendFactory& frontends() override { return frontends_; }
   replication::DiskProvider& disks() override { return disks_; }
   Result<void> run(const std::function<void()>& work) override;
@@ -65,14 +68,7 @@ class ResourceThread final : public replication::ResourceExecutor {
 
   ThreadHost& host_;
   std::string name_;
-  RealClock clock_;
-  RealRandom random_;
-  GuardedStacks stacks_;
-  fiber::Scheduler scheduler_;
-  Ring ring_;
-  RealNetwork network_;
-  NoDisk no_disk_;
-  NodeIo io_;
+  ThreadIo own_;  // this thread's clock, scheduler, ring, network and NodeIo
   PosixDiskProvider disks_;
   RealFrontends frontends_;
   Mailbox mailbox_;  // this thread's: work, cancellations, the stop request
@@ -104,26 +100,26 @@ Result<void> ResourceThread::launch() {
 void ResourceThread::body() {
   std::string name = resource_thread_name(name_);
   ::pthread_setname_np(::pthread_self(), name.c_str());
-  HAST_ASSERT(scheduler_.spawn("resource-keeper", [this] { keep(); }).has_value());
-  scheduler_.run(ring_);
-  ring_.drain();
-  scheduler_.shutdown();
+  HAST_ASSERT(own_.scheduler.spawn("resource-keeper", [this] { keep(); }).has_value());
+  own_.scheduler.run(own_.ring);
+  own_.ring.drain();
+  own_.scheduler.shutdown();
 }
 
 // Keeps the scheduler running while no other fiber exists, until stop() asks it to end.
 void ResourceThread::keep() {
   while (!stopping_) {
-    keeper_ = scheduler_.prepare_wait();
-    scheduler_.wait(std::nullopt, /*interruptible=*/false);
+    keeper_ = own_.scheduler.prepare_wait();
+    own_.scheduler.wait(std::nullopt, /*interruptible=*/false);
   }
-  scheduler_.stop();
+  own_.scheduler.stop();
 }
 
 void ResourceThread::stop() {
   if (stopped_) return;
   stopped_ = true;
   if (!thread_.joinable()) {
-    scheduler_.shutdown();
+    own_.scheduler.shutdown();
     return;
   }
   mailbox_.post([this] {
@@ -147,7 +143,7 @@ Result<void> ResourceThread::run(const std::function<void()>& work) {
   if (!call->done) {
     // The caller was cancelled: so is the work, which may still use the caller's locals.
     mailbox_.post([this, call] {
-      if (call->fiber) scheduler_.cancel(*call->fiber);
+      if (call->fiber) own_.scheduler.cancel(*call->fiber);
     });
     while (!call->done && !caller.is_shut_down()) {
       call->waker = caller.prepare_wait();
@@ -162,7 +158,7 @@ Result<void> ResourceThread::run(const std::function<void()>& work) {
 
 // On the resource thread, outside fibers.
 void ResourceThread::begin(const std::shared_ptr<RunCall>& call) {
-  auto spawned = scheduler_.spawn("resource-call", [this, call] {
+  auto spawned = own_.scheduler.spawn("resource-call", [this, call] {
     // Completes the call also when the fiber is unwound (the thread is stopping).
     struct Completion {
       ResourceThread& thread;
@@ -188,7 +184,7 @@ void ResourceThread::finish(const std::shared_ptr<RunCall>& call) {
 
 Result<std::shared_ptr<Connection>> ResourceThread::adopt(std::shared_ptr<Connection> connection) {
   HAST_ASSERT(connection != nullptr);
-  auto adopted = adopt_connection(ring_, *connection);
+  auto adopted = adopt_connection(own_.ring, *connection);
   if (!adopted) return fail(adopted.error());
   return std::shared_ptr<Connection>(std::move(*adopted));
 }

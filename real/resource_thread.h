@@ -31,8 +31,11 @@
 #include <vector>
 
 #include "core/io/log.h"
+#include "core/io/node_io.h"
 #include "core/replication/resource_host.h"
+#include "real/clock.h"
 #include "real/mailbox.h"
+#include "real/net.h"
 #include "real/ring.h"
 
 namespace hast::real {
@@ -49,6 +52,25 @@ class NoDisk final : public Disk {
 
  private:
   static Result<void> none() { return fail(Errc::unsupported, "no node disk in hastd"); }
+};
+
+// One thread's I/O: a clock, a random source, guarded fiber stacks of `stack_bytes`, a
+// scheduler polled by its own Ring, the network on that ring, and the NodeIo over them
+// (with a NoDisk). hastd's main thread (real/daemon.cc) and each ResourceThread own one.
+// Members are built in the order declared; each refers only to those above it.
+struct ThreadIo {
+  ThreadIo(Log& log, std::size_t stack_bytes);
+  ThreadIo(const ThreadIo&) = delete;
+  ThreadIo& operator=(const ThreadIo&) = delete;
+
+  RealClock clock;
+  RealRandom random;
+  GuardedStacks stacks;
+  fiber::Scheduler scheduler;
+  Ring ring;
+  RealNetwork network;
+  NoDisk no_disk;
+  NodeIo io;
 };
 
 class ResourceThread;

@@ -73,6 +73,31 @@ resource shared {
 CONF
 }
 
+# add_resource NAME LOCAL_A LOCAL_B [SETTING...]: appends resource NAME to hast.conf (IPv4
+# pair), its provider LOCAL_A on hasta and LOCAL_B on hastb, with each SETTING ("frontend
+# nbd", ...) as a line of its own before the `on` sections.
+add_resource() {
+  local name=$1 local_a=$2 local_b=$3 setting
+  shift 3
+  {
+    echo "resource $name {"
+    for setting in "$@"; do echo "  $setting"; done
+    cat <<CONF
+  on hasta {
+    local $local_a
+    remote tcp://127.0.0.2:$PORT
+    source tcp://127.0.0.1
+  }
+  on hastb {
+    local $local_b
+    remote tcp://127.0.0.1:$PORT
+    source tcp://127.0.0.2
+  }
+}
+CONF
+  } >> "$T/hast.conf"
+}
+
 # ctl_cmd N SUBCOMMAND ARGS...: hastctl with the subcommand first, as HAST wants it.
 ctl_cmd() { local n=$1 sub=$2; shift 2; "$HASTCTL" "$sub" -c "$T/hast.conf" --node "$(node_name "$n")" "$@"; }
 
@@ -92,6 +117,16 @@ start_node() {
   wait_for 10 "hastd $n answers" ctl_cmd "$n" status
 }
 
+# create_resource NAME SIZE: a SIZE (truncate's units) provider $T/{a,b}/NAME.img on each
+# node, then `hastctl create NAME` on each.
+create_resource() {
+  local n
+  for n in a b; do
+    truncate -s "$2" "$T/$n/$1.img"
+    ctl_cmd "$n" create "$1" || die "hastctl create $1 on $n"
+  done
+}
+
 kill_node() { kill -9 "${PID[$1]}"; wait "${PID[$1]}" 2>/dev/null || true; unset "PID[$1]"; }
 
 # wait_for SECONDS WHAT COMMAND...: retries COMMAND until it succeeds.
@@ -104,10 +139,23 @@ wait_for() {
   done
 }
 
-status_of() { ctl_cmd "$1" status shared | awk 'NR == 2 { print $2 }'; }
+# status_of N [RESOURCE]: the status of RESOURCE (default shared) on N.
+status_of() { ctl_cmd "$1" status "${2:-shared}" | awk 'NR == 2 { print $2 }'; }
 role_of() { ctl_cmd "$1" status shared | awk 'NR == 2 { print $3 }'; }
 is_status() { [ "$(status_of "$1")" = "$2" ]; }
 wait_status() { wait_for "${3:-20}" "$1 status $2" is_status "$1" "$2"; }
+
+# reloads_finished N: how many reloads hastd N has finished (either way), from its log.
+reloads_finished() {
+  grep -c "Configuration \(reloaded successfully\|not reloaded\)" "$T/$1/hastd.log" || true
+}
+reloads_at_least() { [ "$(reloads_finished "$1")" -ge "$2" ]; }
+# reload_node N WHAT: SIGHUP to hastd N, then wait for the outcome of that reload in its log.
+reload_node() {
+  local want=$(($(reloads_finished "$1") + 1))
+  kill -HUP "${PID[$1]}"
+  wait_for 20 "hastd $1 to reload ($2)" reloads_at_least "$1" "$want"
+}
 
 # Sync done: hastctl list shows no dirty bytes and the status is complete on both.
 synced() { is_status a complete && is_status b complete && ctl_cmd "$PRIMARY" list shared | grep -q 'dirty: 0 '; }

@@ -7,7 +7,9 @@
 
 #include <atomic>
 #include <cstring>
+#include <memory>
 #include <optional>
+#include <string>
 #include <thread>
 
 #include "core/replication/node.h"
@@ -36,6 +38,14 @@ std::string current_thread_name() {
 }
 
 struct Fixture {
+  // An executor for resource `name`, its thread running.
+  std::unique_ptr<hast::replication::ResourceExecutor> launched(const std::string& name) {
+    auto executor = host.create(resource_named(name));
+    REQUIRE(executor);
+    REQUIRE(host.launch());
+    return std::move(*executor);
+  }
+
   RealLoop loop;
   hast::real::StderrLog log;
   hast::real::ThreadHost host{loop.scheduler, loop.ring, log, 256 * 1024, "/tmp"};
@@ -44,9 +54,7 @@ struct Fixture {
 TEST_CASE("ThreadHost: work runs on the resource's named thread, the main one keeps going",
           "[resource_thread]") {
   Fixture f;
-  auto executor = f.host.create(resource_named("shared"));
-  REQUIRE(executor);
-  REQUIRE(f.host.launch());
+  auto executor = f.launched("shared");
   std::thread::id main_id = std::this_thread::get_id();
   std::thread::id work_id;
   std::string work_name;
@@ -61,13 +69,13 @@ TEST_CASE("ThreadHost: work runs on the resource's named thread, the main one ke
     }
   });
   f.loop.run([&] {
-    auto ran = (*executor)->run([&] {
+    auto ran = executor->run([&] {
       work_id = std::this_thread::get_id();
       work_name = current_thread_name();
       int before = main_ticks;
       // A wait on the resource's own scheduler; the main thread ticks meanwhile. (No
       // Catch2 assertion off the main thread: it is not thread-safe.)
-      slept = (*executor)->io().scheduler.sleep_for(100ms).has_value();
+      slept = executor->io().scheduler.sleep_for(100ms).has_value();
       ticks_while_working = main_ticks - before;
     });
     REQUIRE(ran);
@@ -77,7 +85,7 @@ TEST_CASE("ThreadHost: work runs on the resource's named thread, the main one ke
   CHECK(work_name == "hastd:shared");
   CHECK(slept);
   CHECK(ticks_while_working >= 5);
-  (*executor)->stop();
+  executor->stop();
 }
 
 TEST_CASE("ThreadHost: a resource's thread blocked in the kernel stalls neither the main "
@@ -126,17 +134,13 @@ TEST_CASE("ThreadHost: thread names are cut to the kernel's 15 characters", "[re
 
 TEST_CASE("ThreadHost: a cancelled caller cancels the work and waits for it", "[resource_thread]") {
   Fixture f;
-  auto executor = f.host.create(resource_named("r0"));
-  REQUIRE(executor);
-  REQUIRE(f.host.launch());
+  auto executor = f.launched("r0");
   std::optional<hast::Result<void>> slept;
   std::optional<hast::Result<void>> ran;
   hast::fiber::FiberId caller = 0;
   f.loop.spawn("caller", [&] {
     caller = f.loop.scheduler.current();
-    ran.emplace((*executor)->run([&] {
-      slept.emplace((*executor)->io().scheduler.sleep_for(10s));
-    }));
+    ran.emplace(executor->run([&] { slept.emplace(executor->io().scheduler.sleep_for(10s)); }));
   });
   f.loop.run([&] {
     REQUIRE(f.loop.scheduler.sleep_for(50ms));
@@ -151,15 +155,13 @@ TEST_CASE("ThreadHost: a cancelled caller cancels the work and waits for it", "[
   CHECK(slept->error().code() == Errc::cancelled);
   // The work itself returned: the call completed.
   CHECK(ran->has_value());
-  (*executor)->stop();
+  executor->stop();
 }
 
 TEST_CASE("ThreadHost: an accepted connection moves to the resource's ring",
           "[resource_thread]") {
   Fixture f;
-  auto executor = f.host.create(resource_named("r1"));
-  REQUIRE(executor);
-  REQUIRE(f.host.launch());
+  auto executor = f.launched("r1");
   hast::real::RealNetwork network(f.loop.ring);
   f.loop.run([&] {
     auto address = hast::parse_address("tcp://127.0.0.1", 0);
@@ -177,7 +179,7 @@ TEST_CASE("ThreadHost: an accepted connection moves to the resource's ring",
     std::byte head[2];
     REQUIRE((*accepted)->recv_exact(head, f.loop.after(5s)));
     std::shared_ptr<hast::Connection> main_side = std::move(*accepted);
-    auto moved = (*executor)->adopt(main_side);
+    auto moved = executor->adopt(main_side);
     REQUIRE(moved);
     CHECK((*moved)->peer_address() == (*client)->local_address());
     // The old handle is closed; the new one reads the rest on the resource's thread and
@@ -186,8 +188,8 @@ TEST_CASE("ThreadHost: an accepted connection moves to the resource's ring",
     CHECK(main_side->recv_exact(more, f.loop.after(1s)).error().code() == Errc::disconnected);
     std::string rest;
     bool answered = false;
-    auto ran = (*executor)->run([&] {
-      Instant deadline = (*executor)->io().clock.now() + 5s;
+    auto ran = executor->run([&] {
+      Instant deadline = executor->io().clock.now() + 5s;
       std::byte tail[6];
       if (!(*moved)->recv_exact(tail, deadline)) return;
       rest.assign(reinterpret_cast<const char*>(tail), 6);
@@ -204,7 +206,7 @@ TEST_CASE("ThreadHost: an accepted connection moves to the resource's ring",
     CHECK(std::memcmp(reply, "ok", 2) == 0);
     (*listener)->close();
   });
-  (*executor)->stop();
+  executor->stop();
 }
 
 TEST_CASE("ThreadHost: stop joins the thread; later calls fail", "[resource_thread]") {

@@ -12,17 +12,6 @@ URI=$(nbd_uri a)
 qemu-io -f raw "$URI" -c "write -P 1 0 1M" -c flush > /dev/null || die "write before reload"
 wait_synced
 
-# outcomes: how many reloads hastd a has finished (either way).
-outcomes() {
-  grep -c "Configuration \(reloaded successfully\|not reloaded\)" "$T/a/hastd.log" || true
-}
-outcomes_at_least() { [ "$(outcomes)" -ge "$1" ]; }
-# reload_a WHAT: SIGHUP to hastd a, then wait for the outcome of that reload in its log.
-reload_a() {
-  local want=$(($(outcomes) + 1))
-  kill -HUP "${PID[a]}"
-  wait_for 20 "hastd a to reload ($1)" outcomes_at_least "$want"
-}
 last_lines_have() { tail -n 5 "$T/a/hastd.log" | grep -q "$1"; }
 list_a() { ctl_cmd a list "$@"; }
 
@@ -31,25 +20,9 @@ roles_before=$(hooks_seen_on a role)
 connects_before=$(hooks_seen_on a connect)
 cp "$T/hast.conf" "$T/hast.conf.orig"
 sed -i 's/replication fullsync/replication async/' "$T/hast.conf"
-cat >> "$T/hast.conf" <<CONF
-resource extra {
-  on hasta {
-    local $T/a/extra.img
-    remote tcp://127.0.0.2:$PORT
-    source tcp://127.0.0.1
-  }
-  on hastb {
-    local $T/b/extra.img
-    remote tcp://127.0.0.1:$PORT
-    source tcp://127.0.0.2
-  }
-}
-CONF
-for n in a b; do
-  truncate -s 16M "$T/$n/extra.img"
-  ctl_cmd "$n" create extra || die "hastctl create extra on $n"
-done
-reload_a "async, extra added"
+add_resource extra "$T/a/extra.img" "$T/b/extra.img"
+create_resource extra 16M
+reload_node a "async, extra added"
 grep -q "Reloading configuration..." "$T/a/hastd.log" || die "no 'Reloading configuration...'"
 grep -q "Configuration reloaded successfully." "$T/a/hastd.log" || die "reload failed"
 grep -q "Resource shared configuration was modified, reloading it." "$T/a/hastd.log" ||
@@ -85,14 +58,14 @@ wait_for 20 "a to reconnect shared after b restarted it" reconnected
 wait_status a complete
 ctl_cmd b role secondary extra || die "role secondary extra on b"
 ctl_cmd a role primary extra || die "role primary extra on a"
-extra_complete() { ctl_cmd a status extra | awk 'NR == 2 { print $2 }' | grep -qx complete; }
+extra_complete() { [ "$(status_of a extra)" = complete ]; }
 wait_for 20 "extra to connect" extra_complete
 is_status a complete || die "shared not complete with extra running"
 
 # ---- a syntax error: nothing changes ----
 cp "$T/hast.conf" "$T/hast.conf.good"
 echo "resource broken {" >> "$T/hast.conf"
-reload_a "syntax error"
+reload_node a "syntax error"
 last_lines_have "Configuration not reloaded." || die "no 'Configuration not reloaded.'"
 grep -q "hast.conf: line" "$T/a/hastd.log" || die "the error does not name the line"
 cp "$T/hast.conf.good" "$T/hast.conf"
@@ -104,7 +77,7 @@ grep -q "Pattern verification failed" "$T/qemu-io.out" && die "data after bad re
 
 # ---- extra removed: it goes to init and away; shared untouched ----
 sed -i '/^resource extra {/,$d' "$T/hast.conf"
-reload_a "extra removed"
+reload_node a "extra removed"
 last_lines_have "Configuration reloaded successfully." || die "removal reload failed"
 grep -q "Resource extra removed from the configuration file." "$T/a/hastd.log" ||
   die "extra not removed"
@@ -117,7 +90,7 @@ is_status a complete || die "shared not complete after extra was removed"
 
 # ---- a new control address: the new socket answers, the old one is gone ----
 sed -i "s|control uds://$T/a/control|control uds://$T/a/control2|" "$T/hast.conf"
-reload_a "control address"
+reload_node a "control address"
 grep -q "Control socket changed from uds://$T/a/control to uds://$T/a/control2." \
   "$T/a/hastd.log" || die "no control socket change logged"
 [ -S "$T/a/control2" ] || die "no new control socket"
@@ -127,7 +100,7 @@ ctl_cmd a status shared > /dev/null || die "hastctl on the new control socket"
 # ---- a control address that cannot be opened: not reloaded, the old socket serves ----
 cp "$T/hast.conf" "$T/hast.conf.good"
 sed -i "s|control uds://$T/a/control2|control uds://$T/missing/control|" "$T/hast.conf"
-reload_a "unusable control address"
+reload_node a "unusable control address"
 last_lines_have "Configuration not reloaded." || die "unusable control address reloaded"
 grep -q "Unable to listen on control address uds://$T/missing/control" "$T/a/hastd.log" ||
   die "no control address error logged"

@@ -20,28 +20,10 @@ tid_of() {
 }
 
 write_config memsync
-cat >> "$T/hast.conf" <<CONF
-resource other {
-  replication fullsync
-  frontend nbd
-  on hasta {
-    local $T/a/other.img
-    remote tcp://127.0.0.2:$PORT
-    source tcp://127.0.0.1
-  }
-  on hastb {
-    local $T/b/other.img
-    remote tcp://127.0.0.1:$PORT
-    source tcp://127.0.0.2
-  }
-}
-CONF
+add_resource other "$T/a/other.img" "$T/b/other.img" "replication fullsync" "frontend nbd"
 cp "$T/hast.conf" "$T/hast.conf.both"
 create_disks
-for n in a b; do
-  truncate -s 32M "$T/$n/other.img"
-  ctl_cmd "$n" create other || die "hastctl create other on $n"
-done
+create_resource other 32M
 start_node a
 start_node b
 
@@ -63,8 +45,7 @@ for r in shared other; do
   ctl_cmd a role primary "$r" || die "role primary $r on a"
 done
 PRIMARY=a
-other_status() { ctl_cmd "$1" status other | awk 'NR == 2 { print $2 }'; }
-other_complete() { [ "$(other_status a)" = complete ] && [ "$(other_status b)" = complete ]; }
+other_complete() { [ "$(status_of a other)" = complete ] && [ "$(status_of b other)" = complete ]; }
 wait_status a complete
 wait_for 20 "other complete on both" other_complete
 wait_for 10 "NBD socket of shared" test -S "$T/a/shared.nbd"
@@ -96,14 +77,8 @@ cmp -n "$size" -i "$off:$off" "$T/a/other.img" "$T/b/other.img" ||
 
 # SIGHUP without `other`: its thread ends (after its role went to init); shared keeps its
 # thread and its role.
-outcomes() {
-  grep -c "Configuration \(reloaded successfully\|not reloaded\)" "$T/a/hastd.log" || true
-}
-outcomes_at_least() { [ "$(outcomes)" -ge "$1" ]; }
 reload_a() {
-  local want=$(($(outcomes) + 1))
-  kill -HUP "${PID[a]}"
-  wait_for 20 "hastd a to reload ($1)" outcomes_at_least "$want"
+  reload_node a "$1"
   tail -n 3 "$T/a/hastd.log" | grep -q "Configuration reloaded successfully." ||
     die "reload ($1) failed"
 }

@@ -56,22 +56,7 @@ FUSE_PID=$!
 wait_for 10 "nbdfuse" test -f "$T/mnt/disk"
 
 write_config fullsync
-cat >> "$T/hast.conf" <<CONF
-resource slow {
-  replication fullsync
-  frontend nbd
-  on hasta {
-    local $T/mnt/disk
-    remote tcp://127.0.0.2:$PORT
-    source tcp://127.0.0.1
-  }
-  on hastb {
-    local $T/b/slow.img
-    remote tcp://127.0.0.1:$PORT
-    source tcp://127.0.0.2
-  }
-}
-CONF
+add_resource slow "$T/mnt/disk" "$T/b/slow.img" "replication fullsync" "frontend nbd"
 create_disks
 truncate -s 32M "$T/b/slow.img"
 for n in a b; do ctl_cmd "$n" create slow || die "hastctl create slow on $n"; done
@@ -82,8 +67,7 @@ for r in shared slow; do
   ctl_cmd a role primary "$r" || die "role primary $r on a"
 done
 PRIMARY=a
-slow_status() { ctl_cmd a status slow | awk 'NR == 2 { print $2 }'; }
-slow_complete() { [ "$(slow_status)" = complete ]; }
+slow_complete() { [ "$(status_of a slow)" = complete ]; }
 wait_status a complete
 wait_for 30 "slow complete" slow_complete
 wait_for 10 "NBD socket of slow" test -S "$T/a/slow.nbd"

@@ -98,6 +98,15 @@ struct Fixture {
   TempDir dir;
   std::string state_path = dir.path + "/shared.ublk";
   std::string link = dir.path + "/dev/hast/shared";
+
+  // A device of ours (stamped "shared", user recovery) in `state`, its id persisted in the
+  // state file: what an earlier hastd left behind.
+  void our_device(std::uint16_t state) {
+    kernel->quiesced_device(1, 2, flag_user_recovery);
+    kernel->device.ublksrv_flags = owner_stamp("shared");
+    kernel->device.state = state;
+    REQUIRE(write_dev_id(state_path, test_dev_id));
+  }
 };
 
 // ---- The decision ----
@@ -297,11 +306,8 @@ TEST_CASE("ublk device: a stale device of ours is stopped and deleted, a new one
           "[real][ublk]") {
   Fixture f;
   // A device of ours that cannot be recovered: dead (or added without recovery).
-  f.kernel->quiesced_device(1, 2, flag_user_recovery);
-  f.kernel->device.ublksrv_flags = owner_stamp("shared");
-  f.kernel->device.state = state_dead;
+  f.our_device(state_dead);
   f.kernel->next_dev_id = 8;
-  REQUIRE(write_dev_id(f.state_path, test_dev_id));
   Node node(f.loop, f.log, f.kernel, f.dir);
   f.loop.run([&] {
     REQUIRE(node.open());
@@ -345,11 +351,8 @@ TEST_CASE("ublk device: a persisted id that is gone or not ours is not touched",
 TEST_CASE("ublk device: a device served by a live process is refused, nothing touched",
           "[real][ublk]") {
   Fixture f;
-  f.kernel->quiesced_device(1, 2, flag_user_recovery);
-  f.kernel->device.ublksrv_flags = owner_stamp("shared");
-  f.kernel->device.state = state_live;
+  f.our_device(state_live);
   f.kernel->device.ublksrv_pid = 777;
-  REQUIRE(write_dev_id(f.state_path, test_dev_id));
   Node node(f.loop, f.log, f.kernel, f.dir, {777});
   f.loop.run([&] {
     auto opened = node.open();

@@ -136,11 +136,7 @@ class FakeKernel final : public UblkKernel {
     return 0;
   }
   int start_dev(std::uint32_t, std::int32_t pid) override {
-    if (int e = control(fmt::format("START_DEV {}", pid))) return e;
-    run_start();
-    device.state = state_live;
-    device.ublksrv_pid = pid;
-    return 0;
+    return go_live(fmt::format("START_DEV {}", pid), pid);
   }
   int stop_dev(std::uint32_t) override {
     if (on_stop) on_stop();
@@ -163,11 +159,7 @@ class FakeKernel final : public UblkKernel {
   }
   int start_user_recovery(std::uint32_t) override { return control("START_USER_RECOVERY"); }
   int end_user_recovery(std::uint32_t, std::int32_t pid) override {
-    if (int e = control(fmt::format("END_USER_RECOVERY {}", pid))) return e;
-    run_start();
-    device.state = state_live;
-    device.ublksrv_pid = pid;
-    return 0;
+    return go_live(fmt::format("END_USER_RECOVERY {}", pid), pid);
   }
   int open_queues(const ublksrv_ctrl_dev_info& info) override {
     REQUIRE(info.dev_id == device.dev_id);
@@ -220,6 +212,15 @@ class FakeKernel final : public UblkKernel {
     if (during_start) during_start();
     starting = false;
     changed_.wake_all();
+  }
+  // START_DEV and END_USER_RECOVERY: unless `command` is set to fail, run during_start,
+  // then the device is live, served by `pid`.
+  int go_live(const std::string& command, std::int32_t pid) {
+    if (int e = control(command)) return e;
+    run_start();
+    device.state = state_live;
+    device.ublksrv_pid = pid;
+    return 0;
   }
   int control(const std::string& command) {
     log.push_back(command);

@@ -107,6 +107,14 @@ struct Harness {
     take_more->wake_all();
     settle([&] { return core_done; });
   }
+  // START_DEV reads the partition table (8 sectors at 0) on queue 0, `tag`, and waits for
+  // the answer before it returns, as the driver's does.
+  void scan_during_start(std::uint16_t tag) {
+    kernel.during_start = [this, tag] {
+      kernel.issue(0, tag, op_read, 0, 8);
+      kernel.wait_commits(1);
+    };
+  }
 };
 
 TEST_CASE("ublk: a fresh device is added, set up, fetched, then started", "[real][ublk]") {
@@ -473,10 +481,7 @@ TEST_CASE("ublk: START_DEV runs in the background while the tags serve the parti
   // returns; the core only pulls requests once start() has returned. Were START_DEV sent
   // from start() itself, this would never finish.
   Harness h;
-  h.kernel.during_start = [&] {
-    h.kernel.issue(0, 2, op_read, 0, 8);
-    h.kernel.wait_commits(1);
-  };
+  h.scan_during_start(2);
   h.loop.run([&] {
     REQUIRE(h.start(small_options(), false));
     CHECK(h.server->state() == UblkState::starting);
@@ -496,10 +501,7 @@ TEST_CASE("ublk: START_DEV runs in the background while the tags serve the parti
 TEST_CASE("ublk: close during a START_DEV answers its reads -EIO, then stops and deletes",
           "[real][ublk]") {
   Harness h;
-  h.kernel.during_start = [&] {
-    h.kernel.issue(0, 1, op_read, 0, 8);
-    h.kernel.wait_commits(1);
-  };
+  h.scan_during_start(1);
   h.loop.run([&] {
     h.take_max = 0;  // the core never takes the scan's read
     REQUIRE(h.start(small_options(), false));

@@ -2,13 +2,13 @@
 // and power losses, and loud when an extent outside both persisted maps differs — whether
 // the difference comes from the code (mutation skip_activemap_flush) or from bytes put on
 // a disk behind the nodes' backs (stable, cached or in flight).
-#include <cstdlib>
 #include <string>
 
 #include <catch2/catch.hpp>
 
 #include "sim/activemap_oracle.h"
 #include "sim/swarm.h"
+#include "tests/support/sim_fixtures.h"
 
 using namespace std::chrono_literals;
 using hast::Instant;
@@ -25,16 +25,9 @@ constexpr hast::sim::NodeId kA = 0;
 constexpr hast::sim::NodeId kB = 1;
 
 ClusterOptions options_for(std::uint64_t seed, Mutation mutation) {
-  ClusterOptions options;
-  options.seed = seed;
-  options.mode = ReplicationMode::memsync;
+  ClusterOptions options =
+      hast::test::pair_options(seed, ReplicationMode::memsync, hast::test::kBusyPace);
   options.mutation = mutation;
-  options.workload.mean_interval = 500us;
-  options.workload.request_bytes_max = 32 * 1024;
-  options.timing.reconnect = 200ms;
-  options.timing.keepalive = 200ms;
-  options.timeout_seconds = 1;
-  options.echo_logs = std::getenv("HAST_ECHO") != nullptr;
   return options;
 }
 

@@ -26,6 +26,7 @@
 #include "sim/sim_disk.h"
 #include "sim/sim_network.h"
 #include "sim/world.h"
+#include "tests/support/sim_fixtures.h"
 
 using namespace std::chrono_literals;
 using hast::Errc;
@@ -43,31 +44,6 @@ namespace {
 
 constexpr NodeId kA = 0;
 constexpr NodeId kB = 1;
-constexpr std::string_view kNames[] = {"hasta", "hastb"};
-constexpr std::string_view kHosts[] = {"10.0.0.1", "10.0.0.2"};
-constexpr std::string_view kConfig =
-    "listen tcp://0.0.0.0\n"
-    "timeout 2\n"
-    "resource shared {\n"
-    "  local /dev/sim\n"
-    "  on hasta {\n    remote tcp://10.0.0.2\n  }\n"
-    "  on hastb {\n    remote tcp://10.0.0.1\n  }\n"
-    "}\n";
-
-class NoFrontends final : public hast::replication::FrontendFactory {
- public:
-  hast::Result<std::unique_ptr<hast::BlockFrontend>> open(const hast::config::ResourceConfig&,
-                                                          std::uint64_t) override {
-    return std::unique_ptr<hast::BlockFrontend>();
-  }
-  void close(hast::BlockFrontend&) override {}
-};
-
-class NoEvents final : public hast::replication::EventSink {
- public:
-  void on_event(const hast::replication::EventRecord&) override {}
-};
-
 hast::config::ConfiguredAddress control_address() {
   auto address = hast::parse_address(hast::config::default_control, 0);
   HAST_ASSERT(address.has_value());
@@ -90,25 +66,13 @@ class ControlWorld {
       : world_(seed, hast::sim::WorldOptions{"control_server_test", false,
                                              std::getenv("HAST_ECHO") != nullptr}),
         options_(options) {
-    auto parsed = hast::config::parse(kConfig);
+    auto parsed = hast::config::parse(hast::test::kPairConfig);
     HAST_ASSERT(parsed.has_value());
     config_ = std::move(*parsed);
-    for (NodeId id = 0; id < 2; id++) {
-      auto& disk = world_.add_disk(std::string(kNames[id]) + "-disk",
-                                   hast::sim::SimDiskOptions{.size_bytes = 16 << 20});
-      auto& node = world_.add_node(hast::sim::SimNodeOptions{.name = std::string(kNames[id]),
-                                                             .hosts = {std::string(kHosts[id])},
-                                                             .stack_size = 1 << 20});
-      node.attach_disk(disk);
-      node.set_program([this, id](NodeIo& io) { program(id, io); });
-    }
+    hast::test::add_pair_nodes(world_, [this](NodeId id, NodeIo& io) { program(id, io); });
   }
   // The programs refer to this fixture: end them before its members go.
-  ~ControlWorld() {
-    for (NodeId id = 0; id < 2; id++) {
-      if (world_.node(id).running()) world_.node(id).kill();
-    }
-  }
+  ~ControlWorld() { hast::test::kill_pair_nodes(world_); }
 
   hast::sim::World& world() { return world_; }
   Daemon& daemon(NodeId id) { return daemons_[id]; }
@@ -150,11 +114,11 @@ class ControlWorld {
     Daemon& daemon = daemons_[id];
     if (daemon.create) create(io, daemon);
     hast::config::NodeIdentity identity;
-    identity.hostname = std::string(kNames[id]);
+    identity.hostname = std::string(hast::test::kPairNames[id]);
     auto resolved = hast::config::resolve(config_, identity);
     HAST_ASSERT(resolved.has_value());
-    NoFrontends frontends;
-    NoEvents events;
+    hast::test::NoFrontends frontends;
+    hast::test::NoEvents events;
     hast::replication::HastNode hast(io, std::move(*resolved), events, frontends, {});
     HAST_ASSERT(hast.start().has_value());
     auto listener = io.network.listen(hast.config().control.address);

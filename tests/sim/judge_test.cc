@@ -3,7 +3,6 @@
 // fullsync answering before the secondary's disk held the write (mutation
 // fullsync_ack_before_remote), O5 on a synchronisation in the wrong direction (mutation
 // sync_wrong_direction), O6 on a foreign disk whose bytes changed.
-#include <cstdlib>
 #include <map>
 #include <string>
 #include <vector>
@@ -13,6 +12,7 @@
 
 #include "sim/judge.h"
 #include "sim/swarm.h"
+#include "tests/support/sim_fixtures.h"
 
 using namespace std::chrono_literals;
 using hast::Instant;
@@ -30,16 +30,8 @@ constexpr hast::sim::NodeId kA = 0;
 constexpr hast::sim::NodeId kB = 1;
 
 ClusterOptions options_for(ReplicationMode mode, Mutation mutation) {
-  ClusterOptions options;
-  options.seed = 11;
-  options.mode = mode;
+  ClusterOptions options = hast::test::pair_options(11, mode, hast::test::kBusyPace);
   options.mutation = mutation;
-  options.workload.mean_interval = 500us;
-  options.workload.request_bytes_max = 32 * 1024;
-  options.timing.reconnect = 200ms;
-  options.timing.keepalive = 200ms;
-  options.timeout_seconds = 1;
-  options.echo_logs = std::getenv("HAST_ECHO") != nullptr;
   return options;
 }
 

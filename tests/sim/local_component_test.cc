@@ -1,6 +1,5 @@
 // LocalComponent on a SimDisk: create and open, metadata and map durability across power
 // loss, coalesced map writes, discards that read back as zeroes.
-#include <functional>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -10,8 +9,8 @@
 #include "sim/node.h"
 #include "sim/sim_disk.h"
 #include "sim/world.h"
+#include "tests/support/sim_fixtures.h"
 
-using namespace std::chrono_literals;
 using hast::NodeIo;
 using hast::replication::CreateOptions;
 using hast::replication::LocalComponent;
@@ -20,35 +19,9 @@ namespace {
 
 constexpr std::uint64_t kDiskBytes = 8 << 20;
 
-// One node on one disk; each phase runs a program to its end, power_loss() cuts the
-// node's power between phases (the disk's volatile cache is lost).
-struct Bench {
-  explicit Bench(hast::sim::SimDiskOptions options) {
-    disk = &world.add_disk("d", options);
-    node = &world.add_node(hast::sim::SimNodeOptions{.name = "n", .hosts = {"10.0.0.1"}});
-    node->attach_disk(*disk);
-  }
-
-  void phase(std::function<void(NodeIo&)> body) {
-    bool done = false;
-    node->set_program([&](NodeIo& io) {
-      body(io);
-      done = true;
-    });
-    if (!node->running()) node->start();
-    REQUIRE(world.run_until([&] { return done; }, world.now() + 60s));
-    node->kill();
-  }
-
-  void power_loss() {
-    node->set_program([](NodeIo&) {});
-    node->start();
-    node->power_loss();
-  }
-
-  hast::sim::World world{11};
-  hast::sim::SimDisk* disk = nullptr;
-  hast::sim::SimNode* node = nullptr;
+// One node on one disk (tests/support/sim_fixtures.h), world seed 11.
+struct Bench : hast::test::NodeBench {
+  explicit Bench(const hast::sim::SimDiskOptions& options) : NodeBench(11, options) {}
 };
 
 std::unique_ptr<LocalComponent> open(NodeIo& io, bool metaflush = true) {

@@ -1,6 +1,5 @@
 // Regression tests for what the online oracles found in core, each reproducing the
 // scenario an oracle flagged.
-#include <cstdlib>
 #include <string>
 
 #include <catch2/catch.hpp>
@@ -8,12 +7,12 @@
 #include "core/meta/metadata.h"
 #include "sim/activemap_oracle.h"
 #include "sim/sim_network.h"
+#include "tests/support/sim_fixtures.h"
 
 using namespace std::chrono_literals;
 using hast::Instant;
 using hast::meta::Role;
 using hast::sim::ActivemapOracle;
-using hast::sim::ClusterOptions;
 using hast::sim::SimCluster;
 
 namespace {
@@ -39,16 +38,12 @@ TEST_CASE("O3 finding: a primary crash while a re-created node adopts the resuid
   // power loss in between leaves both persisted maps blank while the data areas differ
   // (O3), and the next handshake sees paired counters: when they read "secondary out of
   // date" it runs a regular sync of the (blank) maps, not a full one.
-  ClusterOptions options;
-  options.seed = 3;
-  options.mode = hast::config::ReplicationMode::memsync;
-  options.workload.mean_interval = 50ms;  // few writes: most extents stay unmarked
-  options.workload.request_bytes_max = 4096;
-  options.timing.reconnect = 100ms;
-  options.timing.keepalive = 200ms;
-  options.timeout_seconds = 1;
-  options.echo_logs = std::getenv("HAST_ECHO") != nullptr;
-  SimCluster cluster(options);
+  // Few writes (one per 50 ms): most extents stay unmarked.
+  SimCluster cluster(hast::test::pair_options(3, hast::config::ReplicationMode::memsync,
+                                              {.mean_interval = 50ms,
+                                               .request_bytes_max = 4096,
+                                               .reconnect = 100ms,
+                                               .keepalive = 200ms}));
   ActivemapOracle oracle(cluster);
   auto& world = cluster.world();
   cluster.start_pair(kA, kB, 50ms);

@@ -1,13 +1,12 @@
 // Replication end to end in the simulator: two HastNodes, the workload on the primary, the
 // register oracle on every read, and convergence (identical data areas) after the
 // secondary is killed and comes back.
-#include <cstdlib>
-
 #include <catch2/catch.hpp>
 
 #include "core/meta/metadata.h"
 #include "sim/cluster.h"
 #include "sim/sim_network.h"
+#include "tests/support/sim_fixtures.h"
 
 using namespace std::chrono_literals;
 using hast::Instant;
@@ -22,16 +21,11 @@ constexpr hast::sim::NodeId kA = 0;
 constexpr hast::sim::NodeId kB = 1;
 
 ClusterOptions options_for(std::uint64_t seed, hast::config::ReplicationMode mode) {
-  ClusterOptions options;
-  options.seed = seed;
-  options.mode = mode;
-  options.workload.mean_interval = 200us;
-  options.workload.request_bytes_max = 64 * 1024;
-  options.timing.reconnect = 1s;
-  options.timing.keepalive = 500ms;
-  options.timeout_seconds = 1;
-  options.echo_logs = std::getenv("HAST_ECHO") != nullptr;
-  return options;
+  return hast::test::pair_options(seed, mode,
+                                  {.mean_interval = 200us,
+                                   .request_bytes_max = 64 * 1024,
+                                   .reconnect = 1s,
+                                   .keepalive = 500ms});
 }
 
 // Runs until both nodes report `complete` with nothing left to sync, or the limit.

@@ -17,6 +17,7 @@
 #include "sim/node.h"
 #include "sim/sim_disk.h"
 #include "sim/world.h"
+#include "tests/support/sim_fixtures.h"
 
 using namespace std::chrono_literals;
 using hast::Errc;
@@ -30,18 +31,9 @@ namespace {
 
 constexpr NodeId kA = 0;
 constexpr NodeId kB = 1;
-constexpr std::string_view kNames[] = {"hasta", "hastb"};
-constexpr std::string_view kHosts[] = {"10.0.0.1", "10.0.0.2"};
-
+// The pair's hast.conf, with a second resource `extra` when `with_extra`.
 std::string config_text(bool with_extra) {
-  std::string text =
-      "listen tcp://0.0.0.0\n"
-      "timeout 2\n"
-      "resource shared {\n"
-      "  local /dev/sim\n"
-      "  on hasta {\n    remote tcp://10.0.0.2\n  }\n"
-      "  on hastb {\n    remote tcp://10.0.0.1\n  }\n"
-      "}\n";
+  std::string text(hast::test::kPairConfig);
   if (with_extra) {
     text +=
         "resource extra {\n"
@@ -53,15 +45,6 @@ std::string config_text(bool with_extra) {
   return text;
 }
 
-class NoFrontends final : public hast::replication::FrontendFactory {
- public:
-  hast::Result<std::unique_ptr<hast::BlockFrontend>> open(const hast::config::ResourceConfig&,
-                                                          std::uint64_t) override {
-    return std::unique_ptr<hast::BlockFrontend>();
-  }
-  void close(hast::BlockFrontend&) override {}
-};
-
 // Every resource on the node's one disk.
 class OneDisk final : public hast::replication::DiskProvider {
  public:
@@ -71,11 +54,6 @@ class OneDisk final : public hast::replication::DiskProvider {
 
  private:
   hast::Disk& disk_;
-};
-
-class NoEvents final : public hast::replication::EventSink {
- public:
-  void on_event(const hast::replication::EventRecord&) override {}
 };
 
 // What a CountingHost's executors saw, per node.
@@ -139,21 +117,9 @@ class CountingHost final : public hast::replication::ResourceHost {
 class HostWorld {
  public:
   explicit HostWorld(std::uint64_t seed) : world_(seed, {"resource_host_test"}) {
-    for (NodeId id = 0; id < 2; id++) {
-      auto& disk = world_.add_disk(std::string(kNames[id]) + "-disk",
-                                   hast::sim::SimDiskOptions{.size_bytes = 16 << 20});
-      auto& node = world_.add_node(hast::sim::SimNodeOptions{.name = std::string(kNames[id]),
-                                                             .hosts = {std::string(kHosts[id])},
-                                                             .stack_size = 1 << 20});
-      node.attach_disk(disk);
-      node.set_program([this, id](NodeIo& io) { program(id, io); });
-    }
+    hast::test::add_pair_nodes(world_, [this](NodeId id, NodeIo& io) { program(id, io); });
   }
-  ~HostWorld() {
-    for (NodeId id = 0; id < 2; id++) {
-      if (world_.node(id).running()) world_.node(id).kill();
-    }
-  }
+  ~HostWorld() { hast::test::kill_pair_nodes(world_); }
 
   hast::sim::World& world() { return world_; }
   Counts& counts(NodeId id) { return counts_[id]; }
@@ -196,7 +162,7 @@ class HostWorld {
     auto parsed = hast::config::parse(config_text(with_extra));
     HAST_ASSERT(parsed.has_value());
     hast::config::NodeIdentity identity;
-    identity.hostname = std::string(kNames[id]);
+    identity.hostname = std::string(hast::test::kPairNames[id]);
     auto resolved = hast::config::resolve(*parsed, identity);
     HAST_ASSERT(resolved.has_value());
     return std::move(*resolved);
@@ -206,8 +172,8 @@ class HostWorld {
   void program(NodeId id, NodeIo& io) {
     hast::replication::CreateOptions options{256 * 1024, 8, 0};
     HAST_ASSERT(hast::replication::create_local(io.disk, "shared", options).has_value());
-    NoFrontends frontends;
-    NoEvents events;
+    hast::test::NoFrontends frontends;
+    hast::test::NoEvents events;
     std::unique_ptr<HastNode> hast;
     OneDisk disks(io.disk);
     hast::replication::InlineHost inline_host(io, frontends, disks);
@@ -249,7 +215,7 @@ TEST_CASE("ResourceHost: every resource operation goes through the executor",
   HostWorld cluster(41);
   run_pair(cluster);
   for (NodeId id : {kA, kB}) {
-    INFO("node " << kNames[id]);
+    INFO("node " << hast::test::kPairNames[id]);
     const Counts& counts = cluster.counts(id);
     CHECK(counts.created == 1);
     // Two role changes each (one on each node, then init at stop) and the status polls.

@@ -9,6 +9,7 @@
 
 #include "sim/scenario.h"
 #include "sim/scenario_runner.h"
+#include "tests/support/sim_fixtures.h"
 
 using hast::replication::Mutation;
 using hast::sim::ScenarioReport;
@@ -41,15 +42,9 @@ std::string timeline(const ScenarioReport& report) {
   return text;
 }
 
+// The pair's hast.conf (tests/support/sim_fixtures.h), a small disk and a short workload.
 const std::string kSmall =
-    "config\n"
-    "listen tcp://0.0.0.0\n"
-    "timeout 2\n"
-    "resource shared {\n"
-    "  local /dev/sim\n"
-    "  on hasta {\n    remote tcp://10.0.0.2\n  }\n"
-    "  on hastb {\n    remote tcp://10.0.0.1\n  }\n"
-    "}\n"
+    "config\n" + std::string(hast::test::kPairConfig) +
     "end\n"
     "set disk-size 4M\n"
     "workload rate 500\n"

@@ -2,7 +2,6 @@
 // secondary ends a session before it accepts the next one, a secondary that keeps both is
 // reported, and a zombie primary's writes merged silently (mutation skip_generation_raise)
 // are reported.
-#include <cstdlib>
 #include <map>
 #include <memory>
 #include <string>
@@ -15,6 +14,7 @@
 #include "core/replication/secondary.h"
 #include "sim/session_oracle.h"
 #include "sim/swarm.h"
+#include "tests/support/sim_fixtures.h"
 
 using namespace std::chrono_literals;
 using hast::Instant;
@@ -23,6 +23,7 @@ using hast::replication::Mutation;
 using hast::sim::ClusterOptions;
 using hast::sim::SessionOracle;
 using hast::sim::SimCluster;
+using hast::test::NoEvents;
 
 namespace {
 
@@ -30,22 +31,13 @@ constexpr hast::sim::NodeId kA = 0;
 constexpr hast::sim::NodeId kB = 1;
 
 ClusterOptions options_for(std::uint64_t seed) {
-  ClusterOptions options;
-  options.seed = seed;
-  options.mode = hast::config::ReplicationMode::fullsync;
-  options.workload.mean_interval = 2ms;
-  options.workload.request_bytes_max = 8 * 1024;
-  options.timing.reconnect = 100ms;
-  options.timing.keepalive = 5s;  // a silent primary's session outlives the test
-  options.timeout_seconds = 1;
-  options.echo_logs = std::getenv("HAST_ECHO") != nullptr;
-  return options;
+  // keepalive 5 s: a silent primary's session outlives the test.
+  return hast::test::pair_options(seed, hast::config::ReplicationMode::fullsync,
+                                  {.mean_interval = 2ms,
+                                   .request_bytes_max = 8 * 1024,
+                                   .reconnect = 100ms,
+                                   .keepalive = 5s});
 }
-
-class NoEvents final : public hast::replication::EventSink {
- public:
-  void on_event(const hast::replication::EventRecord&) override {}
-};
 
 constexpr std::string_view kConfig =
     "listen tcp://0.0.0.0\nreplication fullsync\ntimeout 1\n"

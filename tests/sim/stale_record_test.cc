@@ -4,7 +4,6 @@
 // removed a stale extent failed but landed (the Disk contract allows it), memory still
 // listed the extent, so a later failed local write in it found "already stale", wrote
 // nothing and was acknowledged while the disk listed no stale extent for it.
-#include <functional>
 #include <memory>
 
 #include <catch2/catch.hpp>
@@ -16,8 +15,8 @@
 #include "sim/node.h"
 #include "sim/sim_disk.h"
 #include "sim/world.h"
+#include "tests/support/sim_fixtures.h"
 
-using namespace std::chrono_literals;
 using hast::NodeIo;
 using hast::meta::ExtentIndex;
 using hast::meta::Metadata;
@@ -66,36 +65,17 @@ class MetadataFaultDisk final : public hast::Disk {
   hast::Disk& inner_;
 };
 
-// One node on one SimDisk; each phase runs a program to its end, power_loss() cuts the
-// node's power between phases (the disk's volatile cache is lost).
-struct Bench {
-  Bench() {
-    disk = &world.add_disk("d", hast::sim::SimDiskOptions{.size_bytes = kDiskBytes});
-    node = &world.add_node(hast::sim::SimNodeOptions{.name = "n", .hosts = {"10.0.0.1"}});
-    node->attach_disk(*disk);
-  }
-
-  void phase(std::function<void(NodeIo&)> body) {
-    bool done = false;
-    node->set_program([&](NodeIo& io) {
-      body(io);
-      done = true;
-    });
-    if (!node->running()) node->start();
-    REQUIRE(world.run_until([&] { return done; }, world.now() + 60s));
-    node->kill();
-  }
-
-  void power_loss() {
-    node->set_program([](NodeIo&) {});
-    node->start();
-    node->power_loss();
-  }
-
-  hast::sim::World world{5};
-  hast::sim::SimDisk* disk = nullptr;
-  hast::sim::SimNode* node = nullptr;
+// One node on one SimDisk of kDiskBytes (tests/support/sim_fixtures.h), world seed 5.
+struct Bench : hast::test::NodeBench {
+  Bench() : NodeBench(5, hast::sim::SimDiskOptions{.size_bytes = kDiskBytes}) {}
 };
+
+// `hastctl create` of resource shared with 1 MiB extents.
+void create(hast::Disk& disk) {
+  REQUIRE(hast::replication::create_local(disk, "shared",
+                                          CreateOptions{.extent_size_bytes = 1 << 20})
+              .has_value());
+}
 
 std::unique_ptr<LocalComponent> open(hast::Disk& disk, NodeIo& io) {
   auto local = LocalComponent::open(disk, io.scheduler, "/dev/sim", "shared", true);
@@ -133,9 +113,7 @@ TEST_CASE("Stale record: a stale mark memory already holds is written again afte
           "[sim][local][stale]") {
   Bench bench;
   bench.phase([&](NodeIo& io) {
-    REQUIRE(hast::replication::create_local(io.disk, "shared",
-                                            CreateOptions{.extent_size_bytes = 1 << 20})
-                .has_value());
+    create(io.disk);
     MetadataFaultDisk disk(io.disk);
     auto local = open(disk, io);
     REQUIRE(mark(*local).has_value());
@@ -169,9 +147,7 @@ TEST_CASE("Stale record: a failed metadata write is written again by the next up
           "[sim][local][stale]") {
   Bench bench;
   bench.phase([&](NodeIo& io) {
-    REQUIRE(hast::replication::create_local(io.disk, "shared",
-                                            CreateOptions{.extent_size_bytes = 1 << 20})
-                .has_value());
+    create(io.disk);
     MetadataFaultDisk disk(io.disk);
     auto local = open(disk, io);
     // Adding fails after landing: memory does not list the extent, the disk does.
@@ -199,9 +175,7 @@ TEST_CASE("Stale record: a stale mark being written is visible to other fibers, 
           "[sim][local][stale]") {
   Bench bench;
   bench.phase([&](NodeIo& io) {
-    REQUIRE(hast::replication::create_local(io.disk, "shared",
-                                            CreateOptions{.extent_size_bytes = 1 << 20})
-                .has_value());
+    create(io.disk);
     MetadataFaultDisk disk(io.disk);
     auto local = open(disk, io);
     hast::fiber::Event gate(io.scheduler);
