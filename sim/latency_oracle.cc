@@ -68,11 +68,13 @@ bool LatencyOracle::judge_one(const WriteRecord& write, Instant now) {
   return true;
 }
 
-// An async write waits for the remote leg of every earlier write over an overlapping range
-// (range_lock.h serialises them until their final reply, to keep both disks applying them
-// in one order). Such an earlier write took the lock at the latest when its client was
-// answered, and its remote leg ends within timeout + keepalive of that, like a fullsync
-// write: `write` is judged from then. The latest such moment, or `write`'s issue.
+// An async write waits behind an earlier write over an overlapping range only while that one
+// holds its range lock (range_lock.h): until its local leg ended, which the disk bounds,
+// unless the local leg failed: then the earlier write waits for the secondary's final
+// reply, the only one that can make it good (write_ack.h), and keeps its lock until then.
+// Such an earlier write took the lock at the latest when its client was answered, and its
+// remote leg ends within timeout + keepalive of that, like a fullsync write: `write` is
+// judged from then. The latest such moment, or `write`'s issue.
 Instant LatencyOracle::serialised_start(const WriteRecord& write, Instant end) const {
   Instant start = write.issue;
   if (options_.strict_async || replicated_like_fullsync(write)) return start;
@@ -84,6 +86,7 @@ Instant LatencyOracle::serialised_start(const WriteRecord& write, Instant end) c
     bool overlap = earlier.offset < write.offset + write.length &&
                    write.offset < earlier.offset + earlier.length;
     if (!overlap || earlier.node != write.node) continue;
+    if (!local_write_failed(earlier, end)) continue;  // its lock came free after its local leg
     // A pending write may be what `write`, pending too, waits for: judge it first. A
     // completed `write` never waited for it (the lock comes free after its answer).
     if (earlier.outcome == Outcome::pending && write.outcome == Outcome::pending) return end;
@@ -102,15 +105,15 @@ bool LatencyOracle::replicated_like_fullsync(const WriteRecord& write) const {
 // The other waits of an async write the design makes on purpose (unless strict): a
 // synchronisation ran on the serving node meanwhile (a sync chunk holds its range until
 // the peer answered, §8.3); the node's own disk failed the write (then only the
-// secondary's final reply can make it good, write_ack.h); the node took request_count_max
-// writes within a timeout (each keeps its request slot until its remote leg ended, so the
-// pool may be full). Each such write is bounded like a fullsync write instead.
+// secondary's final reply can make it good, write_ack.h). Each such write is bounded like
+// a fullsync write instead. Not excused (defect 10): a full request pool. An async write
+// gives its request slot back once its client is answered, so the pool holds only
+// requests whose clients wait, never one for an async write's remote leg.
 bool LatencyOracle::waits_for_the_link(const WriteRecord& write, Instant end) const {
   if (options_.strict_async || replicated_like_fullsync(write)) return false;
   if (end - write.issue <= bound(write) + options_.timeout + options_.keepalive) {
     if (synchronising(write.node, write.issue, end)) return true;
     if (local_write_failed(write, end)) return true;
-    if (recent_requests(write) >= replication::request_count_max) return true;
   }
   return false;
 }
@@ -192,8 +195,8 @@ std::string LatencyOracle::overlapping(const WriteRecord& write) const {
   return "none";
 }
 
-// How many requests `write`'s node took in the timeout + keepalive before `write`: each
-// holds one of the primary's request slots until its remote leg ended.
+// How many requests `write`'s node took in the timeout + keepalive before `write`
+// (diagnostics: how busy the primary was).
 std::uint64_t LatencyOracle::recent_requests(const WriteRecord& write) const {
   const GroundTruth& truth = cluster_.truth();
   Instant horizon = write.issue - options_.timeout - options_.keepalive;

@@ -12,20 +12,19 @@
 //     degrades); the keepalive and the slack absorb the link's own timers (a receive
 //     deadline is armed when the receiver starts waiting, up to a keepalive interval of
 //     quiet before it) and the reconnect;
-//   - async: slack + disk. The primary never waits for the peer, with one exception the
-//     design makes on purpose (range_lock.h, defect 7): a write over a range that an
-//     earlier write still holds waits for that write's remote leg, so both disks apply
-//     overlapping writes in one order. Such a write is judged from the moment the earlier
-//     write's remote leg must have ended (its client answer + timeout + keepalive: the
-//     lock was taken by then, and the link bounds the remote leg like a fullsync write's).
-//     Three more waits are made on purpose and get the fullsync bound: while a
-//     synchronisation runs, a sync chunk holds its range until the peer answered (§8.3,
-//     as in HAST); a write whose local leg failed waits for the secondary's final reply,
-//     the only one that can make it good (write_ack.h); and every write keeps one of the
-//     primary's request_count_max request slots until its remote leg ended, so after that
-//     many writes within a timeout the pool may be full and the next write waits for a
-//     slot. strict_async turns these exceptions off: the swarm then finds async writes
-//     that wait up to the timeout for a silent peer (findings, reported).
+//   - async: slack + disk. The primary never waits for the peer (defect 10): a write's
+//     client is answered when its local leg (and the durable dirty mark) is done, and its
+//     remote leg then gives back the client's request slot and waits in a bounded
+//     replication backlog (a full backlog drops the send: the extent stays dirty and the
+//     resync sends it); its range lock comes free once the local leg succeeded, the remote
+//     leg being queued in order by then (range_lock.h, defect 7). So neither a full request
+//     pool nor an earlier overlapping write excuses a wait. Two waits are made on purpose
+//     and get the fullsync bound: while a synchronisation runs, a sync chunk holds its range
+//     until the peer answered (§8.3, as in HAST); and a write whose local leg failed waits
+//     for the secondary's final reply, the only one that can make it good (write_ack.h),
+//     holding its range lock until then, so a later write over an overlapping range is
+//     judged from the moment that earlier write's remote leg must have ended (its client
+//     answer + timeout + keepalive). strict_async turns these two exceptions off.
 // `disk` is disk_ops_per_write times the largest latency the serving node's disk draws
 // without its slow tail (the map flush, the data write, a counter write, lock waits
 // behind writes of the same kind).
@@ -56,8 +55,8 @@ struct LatencyOracleOptions {
   std::uint32_t disk_ops_per_write = 8;
   Duration period = std::chrono::milliseconds(50);
   std::size_t violations_max = 8;  // later ones are counted, not kept
-  // Judge async writes from their issue even when they wait behind an earlier overlapping
-  // write's remote leg (see the file comment): the fault model's strict reading.
+  // Judge every async write by slack + disk, even one that waits behind a sync chunk or
+  // for the secondary after its local leg failed (see the file comment).
   bool strict_async = false;
 };
 

@@ -30,6 +30,9 @@ constexpr std::array kMutations = {
     // A zombie primary's writes leave no trace in the counters: the reconnect sees no
     // split-brain and a sync from the other node silently overwrites them.
     MutationInfo{Mutation::skip_generation_raise, "skip_generation_raise", "O7"},
+    // A slow or silent secondary makes async clients wait: for a request slot once
+    // request_count_max remote legs are pending, or behind an overlapping write's remote leg.
+    MutationInfo{Mutation::async_holds_slot_and_lock, "async_holds_slot_and_lock", "O10"},
 };
 
 }  // namespace

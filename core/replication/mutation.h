@@ -24,6 +24,8 @@ enum class Mutation : std::uint8_t {
   drop_remote_flush,            // batch FLUSHes are never sent, writes marked clean
   wait_forever_for_remote,      // the primary waits for the secondary's replies, no timeout
   skip_generation_raise,        // a write acknowledged without the secondary keeps localcnt
+  async_holds_slot_and_lock,    // async keeps a write's request slot and range lock until
+                                // its remote leg ended (defect 10 undone)
 };
 
 struct MutationInfo {

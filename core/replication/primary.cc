@@ -78,8 +78,8 @@ void Primary::frontend_loop() {
       return;
     }
     auto spawned = group_.spawn("request", [this, r = *request] {
-      fiber::Permit permit(requests_);
-      handle(r);
+      RequestSlot slot(requests_);
+      handle(r, slot);
     });
     if (!spawned) {
       requests_.release();
@@ -89,7 +89,7 @@ void Primary::frontend_loop() {
   }
 }
 
-void Primary::handle(BlockRequest request) {
+void Primary::handle(BlockRequest request, RequestSlot& slot) {
   Result<void> result = ok();
   switch (request.op) {
     case BlockOp::read:
@@ -101,7 +101,7 @@ void Primary::handle(BlockRequest request) {
     case BlockOp::write:
     case BlockOp::write_zeroes:
     case BlockOp::discard:
-      result = handle_write(request, context_.config.replication);
+      result = handle_write(request, context_.config.replication, slot);
       break;
   }
   // The write path answers its client itself, as early as the mode allows.
@@ -262,28 +262,30 @@ Result<void> Primary::mark_stale(std::uint64_t offset, std::uint64_t length) {
   return ok();
 }
 
-Result<void> Primary::handle_write(const BlockRequest& request, config::ReplicationMode mode) {
+Result<void> Primary::handle_write(const BlockRequest& request, config::ReplicationMode mode,
+                                   RequestSlot& slot) {
   if (request.op == BlockOp::discard) {
     stats_.deletes++;
-    return write_range(request.offset, {}, false, true, Fua::no, mode, &request);
+    return write_range(request.offset, {}, false, true, Fua::no, mode, &request, &slot);
   }
   stats_.writes++;
   if (request.op == BlockOp::write) {
-    return write_range(request.offset, request.data, false, false, request.fua, mode, &request);
+    return write_range(request.offset, request.data, false, false, request.fua, mode, &request,
+                       &slot);
   }
   // WRITE_ZEROES: zero WRITEs no larger than a request may be (hole compression makes
   // them tiny on the wire), each waiting for both legs; the client hears once, at the end.
   std::uint64_t chunk = request_size_limit();
   if (request.length <= chunk) {
     std::vector<std::byte> zeroes(request.length);
-    return write_range(request.offset, zeroes, true, false, request.fua, mode, &request);
+    return write_range(request.offset, zeroes, true, false, request.fua, mode, &request, &slot);
   }
   std::vector<std::byte> zeroes(chunk);
   Result<void> result = ok();
   for (std::uint64_t done = 0; done < request.length && result; done += chunk) {
     std::uint64_t n = std::min(chunk, request.length - done);
     result = write_range(request.offset + done, std::span(zeroes).first(n), true, false,
-                         request.fua, config::ReplicationMode::fullsync, nullptr);
+                         request.fua, config::ReplicationMode::fullsync, nullptr, nullptr);
   }
   frontend_->complete(request, result);
   return result;
@@ -295,9 +297,13 @@ std::uint64_t Primary::request_size_limit() const {
 }
 
 // One replicated write (or DELETE) of a range; answers `client` when the mode says so.
+// `slot` (may be null): the client's request slot, given back once an async write's client
+// was answered (defect 10, write_ack.h): what is left, the remote leg, is bounded by the
+// replication backlog instead. With the resource in async, the range lock is released as
+// soon as the local leg succeeded (range_lock.h): the remote leg is queued in order by then.
 Result<void> Primary::write_range(std::uint64_t offset, std::span<const std::byte> data,
                                   bool zeroes, bool discard, Fua fua, config::ReplicationMode mode,
-                                  const BlockRequest* client) {
+                                  const BlockRequest* client, RequestSlot* slot) {
   std::uint64_t length = discard ? client->length : data.size();
   auto answer = [&](Result<void> result) {
     if (client != nullptr) frontend_->complete(*client, std::move(result));
@@ -349,9 +355,9 @@ Result<void> Primary::write_range(std::uint64_t offset, std::span<const std::byt
   }
   op.data = data;
   // Queue the remote leg before the local one, so both run at once.
-  if (!submit(op, ack_mode != config::ReplicationMode::async)) {
-    ack.remote_done(LegState::unavailable);
-  }
+  bool async = ack_mode == config::ReplicationMode::async;
+  BacklogEntry backlog;
+  if (!queue_remote_leg(op, async, backlog)) ack.remote_done(LegState::unavailable);
   Result<void> local = discard  ? local_.discard(offset, length)
                        : zeroes ? local_.write_zeroes(offset, length, fua)
                                 : local_.write(offset, data, fua);
@@ -373,6 +379,7 @@ Result<void> Primary::write_range(std::uint64_t offset, std::span<const std::byt
     answer(std::move(result));
   };
   try_answer();
+  let_go_after_local(ack, async, *guard, slot);
   while (!ack.finished()) {
     LegState state = wait_remote(op, !op.request.memsync || noted_received);
     if (op.received && !noted_received) {
@@ -384,6 +391,43 @@ Result<void> Primary::write_range(std::uint64_t offset, std::span<const std::byt
   }
   finish_write(ack, offset, length);
   return answered;
+}
+
+// After the local leg of a write and its first chance to answer: in async (defect 10) the
+// remote leg left must hold up no client. The range lock goes once the local leg succeeded
+// (with the resource in async): nothing of the write touches the local disk any more and
+// its remote leg is queued (or over), so a later overlapping write may run now and still
+// reach both disks after it (range_lock.h). The client's request slot goes once an async
+// write's client was answered (`async_ack`): the backlog entry bounds the rest.
+void Primary::let_go_after_local(const WriteAck& ack, bool async_ack, RangeLockGuard& guard,
+                                 RequestSlot* slot) {
+  if (context_.mutated(Mutation::async_holds_slot_and_lock)) return;  // mutation
+  if (ack.local() == LegState::ok &&
+      context_.config.replication == config::ReplicationMode::async) {
+    guard.release();
+  }
+  if (async_ack && ack.acked() && slot != nullptr) slot->release();
+}
+
+// Queues `op`, the remote leg of a write, for the secondary; `async_ack`: the client is
+// answered without it. fullsync and memsync wait for room in the link's queue. async never
+// waits for the peer (defect 10): a leg answered without goes only into the replication
+// backlog (`entry`) if that has room, and no leg of a resource in async (FUA, DELETE and
+// write-zeroes ones too, which it answers like fullsync) waits for room in the link's
+// queue, which it holds its range lock over. Otherwise the send is dropped. False when the
+// leg was not queued (link down, or dropped): it is unavailable, and the extents go to
+// sync when the write ends (the resync sends them while still connected). Never suspends
+// in async.
+bool Primary::queue_remote_leg(RemoteOp& op, bool async_ack, BacklogEntry& entry) {
+  bool never_wait = async_ack || context_.config.replication == config::ReplicationMode::async;
+  if (!never_wait) return submit(op, true);
+  bool room = !async_ack || async_backlog_ < async_backlog_max;
+  if (room && submit(op, false)) {
+    if (async_ack) entry.join(async_backlog_);
+    return true;
+  }
+  if (connected()) stats_.async_dropped++;
+  return false;
 }
 
 // After both legs: settle the extents and the generation counter.

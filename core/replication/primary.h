@@ -3,7 +3,9 @@
 //
 // Fibers (all in one TaskGroup, so a role change cancels and joins them together):
 // - the frontend loop takes client requests, each in its own fiber, at most
-//   request_count_max at once (back-pressure);
+//   request_count_max unanswered at once (back-pressure: each holds a request slot until
+//   its client is answered, or longer, see write_range); an async write's remote leg, left
+//   after the answer, waits in the replication backlog instead (async_backlog_max);
 // - the connection loop connects and runs the handshake, then runs the link (a sender
 //   with keepalives by time since the last send, a receiver matching replies by seq) until
 //   it fails, then waits the reconnect interval and tries again;
@@ -13,6 +15,8 @@
 //
 // A WRITE takes its range lock, marks its extents (the map is durable before the data is
 // written), queues the remote leg, writes locally, and is answered per mode by WriteAck.
+// In async the rest of it, the remote leg, holds up no client: it gives back its range lock
+// and request slot and waits in the bounded replication backlog (write_ack.h, defect 10).
 // An extent becomes clean only when the secondary acknowledged the write *and* a remote
 // FLUSH covering it succeeded. A write the secondary did not acknowledge moves its extents
 // to sync (defect 2). The first acknowledgement without the secondary's final ok raises
@@ -40,6 +44,10 @@
 namespace hast::replication {
 
 inline constexpr std::size_t request_count_max = 256;
+// async (defect 10): remote legs of writes whose clients were answered, still queued or
+// waiting for the secondary's reply. A write finding it full drops its send; its extents
+// stay dirty and the resync sends them, while still connected.
+inline constexpr std::size_t async_backlog_max = request_count_max;
 
 // Counters for `hastctl list` and the simulator's coverage report.
 struct PrimaryStats {
@@ -56,6 +64,9 @@ struct PrimaryStats {
   std::uint64_t disconnects = 0;
   std::uint64_t syncs_completed = 0;
   std::uint64_t synced_bytes = 0;
+  // async: remote sends dropped because the replication backlog was full (defect 10);
+  // their extents stayed dirty for the resync.
+  std::uint64_t async_dropped = 0;
 };
 
 struct SyncProgress {
@@ -96,21 +107,28 @@ class Primary {
   const SyncProgress& sync_progress() const { return sync_; }
   const Counters& counters() const { return generation_.counters(); }
   std::size_t requests_in_flight() const { return requests_.in_use(); }
+  std::size_t async_backlog() const { return async_backlog_; }
 
  private:
   struct RemoteOp;
   struct Link;
+  class RequestSlot;
+  class BacklogEntry;
 
-  // ---- Client requests (primary_io.cc) ----
+  // ---- Client requests (primary.cc) ----
   void frontend_loop();
-  void handle(BlockRequest request);
+  void handle(BlockRequest request, RequestSlot& slot);
   Result<void> handle_read(const BlockRequest& request);
   Result<void> read_piece(std::uint64_t offset, std::span<std::byte> buffer);
-  Result<void> handle_write(const BlockRequest& request, config::ReplicationMode mode);
+  Result<void> handle_write(const BlockRequest& request, config::ReplicationMode mode,
+                            RequestSlot& slot);
   Result<void> handle_flush();
   Result<void> write_range(std::uint64_t offset, std::span<const std::byte> data, bool zeroes,
                            bool discard, Fua fua, config::ReplicationMode mode,
-                           const BlockRequest* client);
+                           const BlockRequest* client, RequestSlot* slot);
+  bool queue_remote_leg(RemoteOp& op, bool async_ack, BacklogEntry& entry);
+  void let_go_after_local(const WriteAck& ack, bool async_ack, RangeLockGuard& guard,
+                          RequestSlot* slot);
   void finish_write(WriteAck& ack, std::uint64_t offset, std::uint64_t length);
   std::uint64_t request_size_limit() const;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> take_unflushed();
@@ -143,6 +161,7 @@ class Primary {
 
   // ---- Synchronisation (primary_sync.cc) ----
   void sync_loop();
+  Result<void> wait_backlog_drained(const Link& link);
   Result<void> sync_pass(Link& link);
   Result<void> copy_marked(Link& link);
   Result<void> sync_chunk(std::uint64_t offset, std::uint64_t length);
@@ -160,6 +179,7 @@ class Primary {
   fiber::Event reconnect_now_;      // a reload changed the remote: connect without waiting
   std::uint64_t config_epoch_ = 0;  // bumped when the remote address changes
   std::unique_ptr<Link> link_;
+  std::size_t async_backlog_ = 0;  // of async_backlog_max (BacklogEntry)
   std::uint64_t link_number_ = 0;
   std::uint8_t version_ = 1;  // the header version before the first negotiation (§6.1)
   bool split_brain_reported_ = false;

@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <utility>
 
 #include "core/fiber/channel.h"
 #include "core/replication/primary.h"
@@ -36,6 +37,47 @@ struct Primary::RemoteOp {
   Error error{Errc::io};   // when final is failed or unavailable
   std::uint64_t link = 0;  // the link it was queued on (0: none)
   fiber::WaitQueue changed;
+};
+
+// A client request's slot of the pool (Primary::requests_), taken by frontend_loop: held
+// until the request's fiber ends, or given back earlier by release() (an async write once
+// its client was answered: its remote leg then counts in the replication backlog).
+class Primary::RequestSlot {
+ public:
+  explicit RequestSlot(fiber::Semaphore& pool) : pool_(&pool) {}
+  ~RequestSlot() { release(); }
+  RequestSlot(const RequestSlot&) = delete;
+  RequestSlot& operator=(const RequestSlot&) = delete;
+
+  void release() {
+    if (pool_ != nullptr) std::exchange(pool_, nullptr)->release();
+  }
+
+ private:
+  fiber::Semaphore* pool_;
+};
+
+// One async remote leg counted in the replication backlog (Primary::async_backlog_): from
+// join() until the write's fiber is done with it, however it ends (reply, disconnect,
+// cancellation).
+class Primary::BacklogEntry {
+ public:
+  BacklogEntry() = default;
+  ~BacklogEntry() {
+    if (count_ != nullptr) (*count_)--;
+  }
+  BacklogEntry(const BacklogEntry&) = delete;
+  BacklogEntry& operator=(const BacklogEntry&) = delete;
+
+  void join(std::size_t& count) {
+    HAST_ASSERT(count_ == nullptr);
+    count_ = &count;
+    count++;
+    HAST_ASSERT(count <= async_backlog_max);
+  }
+
+ private:
+  std::size_t* count_ = nullptr;
 };
 
 // One connected pair of connections and the fibers serving it.

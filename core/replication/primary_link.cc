@@ -300,7 +300,9 @@ bool Primary::submit(RemoteOp& op, bool may_wait) {
   if (may_wait) {
     queued = link.queue.push(seq).has_value();
   } else {
-    queued = link.queue.try_push(seq);  // async: never wait for a slow peer (defect 10)
+    // async: never wait for a slow peer (defect 10). A full queue drops the send; the
+    // caller counts it in the replication backlog otherwise (see the table in write_ack.h).
+    queued = link.queue.try_push(seq);
   }
   if (!queued || !link.up) {
     link.pending.erase(seq);

@@ -53,10 +53,23 @@ void Primary::sync_loop() {
   }
 }
 
+// async (defect 10): while the replication backlog is more than half full the link is not
+// keeping up with the clients' writes. A sync chunk sent now would only lengthen the queue
+// and hold, until the peer answers, a range the clients write to (§8.3): wait until it
+// drains, or the link goes down. Errors: cancelled.
+Result<void> Primary::wait_backlog_drained(const Link& link) {
+  while (link.up && async_backlog_ > async_backlog_max / 2) {
+    HAST_TRY(context_.io.scheduler.sleep_for(std::chrono::milliseconds(10)));
+  }
+  return ok();
+}
+
 Result<void> Primary::sync_pass(Link& link) {
   meta::Activemap& map = local_.map();
   map.sync_rewind();
   if (!map.sync_pending()) return sync_complete();
+  HAST_TRY(wait_backlog_drained(link));
+  if (!link.up) return ok();
   sync_ = SyncProgress{true, sync_source_, 0, map.stats().sync_extents * map.extent_size_bytes(),
                        context_.io.clock.now()};
   log_info(context_.io.log, "[{}] Synchronization started. {} to go.", context_.config.name,
@@ -84,11 +97,20 @@ Result<void> Primary::copy_marked(Link& link) {
   Instant started = context_.io.clock.now();
   fiber::TaskGroup chunks(context_.io.scheduler);
   fiber::Semaphore slots(context_.io.scheduler, kChunksInFlightMax);
-  std::map<std::uint64_t, int> outstanding;  // chunks in flight per extent
-  std::map<std::uint64_t, bool> failed;      // an extent with a failed chunk
+  // Per extent in flight: chunks not yet done, whether one failed, and whether its last
+  // chunk was handed out. Chunks complete in any order; the extent is finished by whichever
+  // completes last once the last one was handed out.
+  struct ExtentProgress {
+    int outstanding = 0;
+    bool failed = false;
+    bool last_handed_out = false;
+  };
+  std::map<std::uint64_t, ExtentProgress> progress;
   Result<void> outcome = ok();
   int rewinds = 0;
   while (link.up && outcome) {
+    outcome = wait_backlog_drained(link);
+    if (!outcome || !link.up) break;
     auto chunk = map.next_sync_chunk(request_size_limit());
     if (!chunk) {
       if (chunks.size() > 0) {
@@ -103,16 +125,18 @@ Result<void> Primary::copy_marked(Link& link) {
     outcome = slots.acquire();
     if (!outcome) break;
     std::uint64_t extent = chunk->extent.value;
-    outstanding[extent]++;
-    auto spawned = chunks.spawn("sync-chunk", [this, &slots, &outstanding, &failed, chunk, extent] {
+    ExtentProgress& started_chunk = progress[extent];
+    started_chunk.outstanding++;
+    started_chunk.last_handed_out = started_chunk.last_handed_out || chunk->last_in_extent;
+    auto spawned = chunks.spawn("sync-chunk", [this, &slots, &progress, chunk, extent] {
       fiber::Permit permit(slots);
       auto copied = sync_chunk(chunk->offset, chunk->length);
       if (copied) sync_.synced_bytes += chunk->length;
-      failed[extent] = failed[extent] || !copied;
-      if (--outstanding[extent] > 0 || !chunk->last_in_extent) return;
-      outstanding.erase(extent);
-      bool ok = !failed[extent];
-      failed.erase(extent);
+      ExtentProgress& done = progress[extent];
+      done.failed = done.failed || !copied;
+      if (--done.outstanding > 0 || !done.last_handed_out) return;
+      bool ok = !done.failed;
+      progress.erase(extent);
       if (ok) ignore_error(finish_extent(chunk->extent, chunk->pass), "retried next pass");
     });
     if (!spawned) {

@@ -2,8 +2,14 @@
 // defect 7 of DESIGN.md §1.2 fixed).
 //
 // Model: two kinds of holder. A *regular* write locks its range from before its activemap
-// update until its final completion (even after an early memsync or async ack); a *sync*
-// chunk locks its range from its read to its write. Rules:
+// update until its final completion (even after an early memsync ack); a *sync* chunk
+// locks its range from its read to its write. With the resource in async the primary
+// releases a regular write's lock as soon as its local leg succeeded (Primary::write_range,
+// defect 10: a later write must not wait for the peer): its remote leg is queued by then,
+// the later write's remote leg queues behind it on the one ordered connection, and the
+// secondary applies overlapping requests in arrival order, so both disks still apply the
+// two in one order. A write whose local leg failed keeps its lock until the secondary's
+// final reply (that reply decides it; write_ack.h). Rules:
 // - a regular write waits while its range overlaps a sync chunk or another regular write
 //   (HAST lets overlapping regular writes run concurrently, so the two disks could apply
 //   them in different orders and end with different bytes; we serialise them);

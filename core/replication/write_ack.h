@@ -15,6 +15,30 @@
 //   async     local ended ok; if local failed: when       success / result table
 //             the remote ends
 //
+// async never waits for the peer (defect 10), before the timeout as after it. What is left
+// of a write once its client was answered, its remote leg, lives in the replication backlog
+// (Primary::queue_remote_leg, at most async_backlog_max legs): it gives back the client's
+// request slot and, with the local leg done, its range lock (range_lock.h). The extent was
+// marked dirty, durably, before the write, and stays dirty until the leg's final ok and a
+// remote FLUSH (defect 9):
+//
+//   async remote leg        what happens                       extent
+//   backlog and link queue  queued; the answer does not wait   clean after final ok + FLUSH
+//     have room
+//   backlog or link queue   dropped at once = unavailable      dirty: the resync sends it
+//     full (slow peer)      (stats async_dropped)              while still connected, once
+//                                                              the backlog drained
+//   link down               unavailable                        dirty: resync after reconnect
+//
+// The legs of FUA writes, DELETEs and write-zeroes of an async resource (answered like
+// fullsync, §7.3: their clients wait, so they keep their request slots and need no backlog
+// entry) never wait for room in the link's queue either: a full queue drops them the same
+// way, and the client is answered after the local leg (acknowledges_unreplicated).
+// A dropped leg never lets an older leg's success clean the extent: the drop moves it to
+// sync, and only the sync walk clears that (activemap.h). Two async waits remain on purpose:
+// a write whose local leg failed waits for the remote's final reply (the table below), and
+// a write over a range a sync chunk holds waits for that chunk (§8.3).
+//
 // Result once both legs have ended (defect 3: HAST reports success when *any* leg
 // succeeded, so a failed local write was acknowledged while the local disk kept stale
 // data; memsync could even acknowledge a failed local write before knowing anything):
