@@ -71,6 +71,7 @@ class Runner {
   bool split_brain_ = false;
   std::array<bool, 2> fresh_disk_{};  // swapped in empty, not known to be synced yet
   std::array<bool, 2> foreign_{};     // holds another resource's disk
+  std::uint64_t foreign_swaps_ = 0;
   NodeId split_loser_ = 0;
   std::map<std::string, std::uint64_t> coverage_;
   // The oracles watch from construction on; told what the operator does (judge.h).
@@ -116,7 +117,9 @@ void Runner::foreign_disk_later(NodeId id, Duration delay) {
   world().after(delay, "foreign disk", [this, id] {
     if (cluster_.node(id).running()) return;
     if (cluster_.disk(id).in_flight_count() > 0) return foreign_disk_later(id, 10ms);
-    cluster_.swap_in_foreign_disk(id, 0xf0f0f0f0f0f0f0f0ULL);
+    // Each swap brings a disk of yet another resource (a node may get a second one while
+    // the first is still in place).
+    cluster_.swap_in_foreign_disk(id, 0xf0f0f0f0f0f0f0f0ULL + foreign_swaps_++);
     judge_.disk_replaced(id, DiskReplacement::foreign);
     foreign_[id] = true;
     fresh_disk_[id] = true;  // an operator does not promote it

@@ -83,6 +83,29 @@ TEST_CASE("Swarm: 100 seeds of async hold every oracle", "[sim][swarm]") {
   check_sweep(ReplicationMode::async);
 }
 
+// Seeds that once failed, kept as regressions beyond the 100-seed sweeps.
+TEST_CASE("Swarm: past failures stay fixed", "[sim][swarm]") {
+  struct Past {
+    std::uint64_t seed;
+    ReplicationMode mode;
+    const char* what;
+  };
+  const Past past[] = {
+      // A second foreign disk swapped in while the first was still in place (the harness
+      // reused the first one's resuid and tripped its own assertion).
+      {298, ReplicationMode::async, "two foreign disks in a row"},
+  };
+  for (const Past& run : past) {
+    INFO(run.what << ": seed " << run.seed);
+    hast::sim::RunOptions options;
+    options.seed = run.seed;
+    options.mode = run.mode;
+    auto report = hast::sim::run_seed(options);
+    CHECK(report.ok());
+    CHECK(report.coverage["foreign disks"] >= 2);
+  }
+}
+
 TEST_CASE("Swarm: each mutation is caught by the oracle it names", "[sim][swarm]") {
   // Two need faults the swarm rarely lines up, and targeted tests in replication_test.cc
   // catch them: read_fallback_when_stale (a local read error on an extent that is dirty
