@@ -33,6 +33,8 @@ proto::WorkerStatus wire_worker(const replication::ResourceStatus& status) {
   worker.stat_flush_error = stats.flush_errors;
   if (status.role == meta::Role::primary) {
     worker.idle_queue_size = replication::request_count_max - status.requests_in_flight;
+    // async: remote legs still on their way after the client was answered (defect 10).
+    worker.send_queue_size = status.async_backlog;
   }
   return worker;
 }

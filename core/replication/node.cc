@@ -320,6 +320,7 @@ ResourceStatus Resource::status() const {
     status.keep_dirty = local_->metadata().keep_dirty;
     status.activemap_updates = local_->map().stats().map_updates;
     status.requests_in_flight = primary_->requests_in_flight();
+    status.async_backlog = primary_->async_backlog();
     status.primary = primary_->stats();
     status.sync = primary_->sync_progress();
   } else if (role_ == meta::Role::secondary && session_up_) {

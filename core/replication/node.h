@@ -98,6 +98,7 @@ struct ResourceStatus {
   std::uint32_t keep_dirty = 0;
   std::uint64_t activemap_updates = 0;   // activemap images made durable (`list`)
   std::uint64_t requests_in_flight = 0;  // of request_count_max (`list` queues: idle)
+  std::uint64_t async_backlog = 0;       // async remote legs after their client's answer (send)
   PrimaryStats primary;
   SyncProgress sync;
   bool inconsistent = false;

@@ -143,6 +143,8 @@ TEST_CASE("Async: a clogged link drops sends past the backlog and resyncs them w
       [&] { return cluster.status(kA) && cluster.status(kA)->status == "complete"; },
       Instant{} + 1s));
   world.at(Instant{} + 1s, "clog", [&] { world.network().clog(kA, kB, 2s); });
+  std::uint64_t backlog_seen = 0;  // status shows the backlog (hastctl list: send queue)
+  world.at(Instant{} + 2s, "status", [&] { backlog_seen = cluster.status(kA)->async_backlog; });
   world.at(Instant{} + 4s, "stop", [&] { cluster.workload().stop(); });
   world.run_for(4s - (world.now() - Instant{}));
   REQUIRE(converge(cluster, world.now() + 30s));
@@ -155,6 +157,8 @@ TEST_CASE("Async: a clogged link drops sends past the backlog and resyncs them w
   auto status = cluster.status(kA);
   REQUIRE(status.has_value());
   CHECK(status->primary.async_dropped > 0);
+  CHECK(backlog_seen > 0);
+  CHECK(status->async_backlog == 0);
   CHECK(status->primary.syncs_completed >= 1);
   CHECK(cluster.count_events(kA, HookEvent::disconnect) == 0);
   CHECK(cluster.data_identical());
