@@ -123,13 +123,13 @@ void ActivemapOracle::check_unstable(const Pair& pair, NodeId id, std::string_vi
   std::uint32_t sector = disk.options().sector_size;
   for (const PendingWrite& write : disk.pristine().cache()) {
     if (covered(pair, id, write.offset, write.length)) continue;
-    std::vector<std::byte> zeroes;
-    if (write.zeroes()) zeroes.resize(write.length);
-    std::span<const std::byte> data = write.zeroes() ? std::span<const std::byte>(zeroes)
-                                                     : std::span<const std::byte>(write.data);
+    const std::vector<std::byte> zeroes(write.zeroes() ? sector : 0);
     for (std::size_t i = 0; i < write.live.size(); i++) {
       if (!write.live[i]) continue;
-      check_range(pair, id, write.offset + i * sector, data.subspan(i * sector, sector),
+      std::span<const std::byte> bytes =
+          write.zeroes() ? std::span<const std::byte>(zeroes)
+                         : std::span<const std::byte>(write.bytes_at(i * sector), sector);
+      check_range(pair, id, write.offset + i * sector, bytes,
                   Source{Source::Kind::cached, write.seq}, why);
     }
   }

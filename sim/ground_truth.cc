@@ -27,6 +27,33 @@ void fill_body(WriteId id, std::uint32_t index, std::span<std::byte> body) {
   }
 }
 
+// True when `body` is what fill_body(id, index, ...) writes: compared word by word as it is
+// generated, without a copy.
+bool body_matches(WriteId id, std::uint32_t index, std::span<const std::byte> body) {
+  HAST_ASSERT(body.size() % 8 == 0);
+  std::uint64_t base = id * 0x9e3779b97f4a7c15ULL ^ (std::uint64_t{index} << 40);
+  std::uint64_t differ = 0;
+  std::uint64_t step = 0xbf58476d1ce4e5b9ULL;  // (at + 1) * the constant, kept incrementally
+  for (std::size_t at = 0; at < body.size(); at += 8) {
+    std::uint64_t word = 0;
+    std::memcpy(&word, body.data() + at, 8);
+    differ |= word ^ (base ^ step);
+    step += 8 * 0xbf58476d1ce4e5b9ULL;
+  }
+  return differ == 0;
+}
+
+bool all_zero(std::span<const std::byte> sector) {
+  HAST_ASSERT(sector.size() % 8 == 0);
+  std::uint64_t any = 0;
+  for (std::size_t at = 0; at < sector.size(); at += 8) {
+    std::uint64_t word = 0;
+    std::memcpy(&word, sector.data() + at, 8);
+    any |= word;
+  }
+  return any == 0;
+}
+
 }  // namespace
 
 void stamp_sectors(WriteId id, std::span<std::byte> data) {
@@ -44,18 +71,14 @@ void stamp_sectors(WriteId id, std::span<std::byte> data) {
 
 SectorValue decode_sector(std::span<const std::byte> sector) {
   HAST_ASSERT(sector.size() == sector_bytes);
-  if (std::all_of(sector.begin(), sector.end(), [](std::byte b) { return b == std::byte{0}; })) {
-    return SectorValue{};
-  }
   SectorValue value{SectorValue::Kind::garbage};
   std::uint32_t magic = 0;
   std::memcpy(&magic, sector.data(), 4);
-  if (magic != stamp_magic) return value;
+  // A stamped sector is never all zero (the magic is not), so the magic decides first.
+  if (magic != stamp_magic) return all_zero(sector) ? SectorValue{} : value;
   std::memcpy(&value.id, sector.data() + 4, 8);
   std::memcpy(&value.index, sector.data() + 12, 4);
-  std::byte body[sector_bytes - kStampBytes];
-  fill_body(value.id, value.index, body);
-  if (value.id == 0 || std::memcmp(body, sector.data() + kStampBytes, sizeof(body)) != 0) {
+  if (value.id == 0 || !body_matches(value.id, value.index, sector.subspan(kStampBytes))) {
     return SectorValue{SectorValue::Kind::garbage};
   }
   value.kind = SectorValue::Kind::stamped;
@@ -70,10 +93,26 @@ WriteId GroundTruth::begin_write(std::uint64_t offset, std::uint64_t length, boo
   writes_.push_back(WriteRecord{id, offset, length, zero, fua, issue});
   writes_.back().node = node;
   writes_.back().may_be_lost = split_brain_;
-  for (std::uint64_t s = offset / sector_bytes; s < (offset + length) / sector_bytes; s++) {
-    sector_writes_[s].push_back(id);
+  const std::uint64_t end = (offset + length) / sector_bytes;
+  if (newest_.size() < end) newest_.resize(end, 0);
+  for (std::uint64_t s = offset / sector_bytes; s < end; s++) {
+    entries_.push_back(SectorEntry{id, newest_[s]});
+    newest_[s] = entries_.size();
   }
   return id;
+}
+
+template <typename Fn>
+bool GroundTruth::any_write_newest_first(std::uint64_t sector, Fn&& fn) const {
+  std::uint64_t at = sector < newest_.size() ? newest_[sector] : 0;
+  while (at != 0) {
+    HAST_ASSERT(at <= entries_.size());
+    const SectorEntry& entry = entries_[at - 1];
+    if (fn(entry.id)) return true;
+    HAST_ASSERT(entry.older < at);
+    at = entry.older;
+  }
+  return false;
 }
 
 void GroundTruth::end_write(WriteId id, bool ok, Instant end) {
@@ -173,9 +212,8 @@ bool GroundTruth::holds_or_newer(WriteId id, std::uint64_t sector, const SectorV
     if (!covers || !candidate(other, sector, value, Instant::max())) return false;
     return value.id == id || newer(other);
   }
-  auto found = sector_writes_.find(sector);
-  if (found == sector_writes_.end()) return mine.zero;
-  return std::any_of(found->second.begin(), found->second.end(), [&](WriteId other) {
+  if (sector >= newest_.size() || newest_[sector] == 0) return mine.zero;
+  return any_write_newest_first(sector, [&](WriteId other) {
     const WriteRecord& record = writes_[other - 1];
     return record.zero && (other == id || newer(record));
   });
@@ -196,18 +234,18 @@ bool GroundTruth::candidate(const WriteRecord& write, std::uint64_t sector,
 
 bool GroundTruth::admissible(std::uint64_t sector, const SectorValue& value, Instant read_issue,
                              Instant read_end) const {
-  auto found = sector_writes_.find(sector);
-  static const std::vector<WriteId> none;
-  const std::vector<WriteId>& ids = found == sector_writes_.end() ? none : found->second;
   // A write W is excluded when a surviving write began after W ended and ended before the
-  // read began, so only the latest start among such writes matters. `ids` is in issue
-  // order: scanning from the newest, the first such write has the latest start.
+  // read began, so only the latest start among such writes matters. Scanning from the
+  // newest issued, the first such write has the latest start.
   std::optional<Instant> latest_start;
-  for (auto it = ids.rbegin(); it != ids.rend() && !latest_start; ++it) {
-    const WriteRecord& later = writes_[*it - 1];
-    if (later.outcome != Outcome::ok || later.may_be_lost || later.end >= read_issue) continue;
+  any_write_newest_first(sector, [&](WriteId id) {
+    const WriteRecord& later = writes_[id - 1];
+    if (later.outcome != Outcome::ok || later.may_be_lost || later.end >= read_issue) {
+      return false;
+    }
     latest_start = later.issue;
-  }
+    return true;
+  });
   auto excluded = [&](const WriteRecord& earlier) {
     if (!latest_start || earlier.outcome == Outcome::pending) return false;
     return *latest_start > earlier.end;
@@ -221,8 +259,10 @@ bool GroundTruth::admissible(std::uint64_t sector, const SectorValue& value, Ins
     return covers && candidate(write, sector, value, read_end) && !excluded(write);
   }
   // Zero: the initial content ("ended" before time began, never lost) or a zero write.
+  // Newest first: a recent zero write is the one likely to be admissible, and the answer
+  // does not depend on the order.
   if (!latest_start) return true;
-  return std::any_of(ids.begin(), ids.end(), [&](WriteId id) {
+  return any_write_newest_first(sector, [&](WriteId id) {
     const WriteRecord& write = writes_[id - 1];
     return candidate(write, sector, value, read_end) && !excluded(write);
   });
@@ -269,11 +309,16 @@ std::string GroundTruth::describe_value(const SectorValue& value) {
 }
 
 std::string GroundTruth::describe_sector(std::uint64_t sector) const {
-  auto found = sector_writes_.find(sector);
-  if (found == sector_writes_.end()) return "never written";
+  std::vector<WriteId> ids;
+  any_write_newest_first(sector, [&](WriteId id) {
+    ids.push_back(id);
+    return false;
+  });
+  if (ids.empty()) return "never written";
+  std::reverse(ids.begin(), ids.end());  // in issue order
   std::string text;
   static constexpr const char* outcomes[] = {"pending", "ok", "failed", "cut off"};
-  for (WriteId id : found->second) {
+  for (WriteId id : ids) {
     const WriteRecord& w = writes_[id - 1];
     text += fmt::format("[w{}{} {}..{}ns {}{}] ", id, w.zero ? " zero" : "",
                         w.issue.time_since_epoch().count(), w.end.time_since_epoch().count(),

@@ -21,7 +21,6 @@
 #include <optional>
 #include <span>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "core/io/clock.h"
@@ -139,9 +138,22 @@ class GroundTruth {
                  Instant read_end) const;
 
   std::vector<WriteRecord> writes_;  // index = id - 1
-  // Writes per sector, in issue order. Only looked up, never iterated: hashing is safe for
-  // determinism here.
-  std::unordered_map<std::uint64_t, std::vector<WriteId>> sector_writes_;
+  // Calls fn(id) for the writes to `sector`, newest (last issued) first, until fn returns
+  // true; returns whether it did.
+  template <typename Fn>
+  bool any_write_newest_first(std::uint64_t sector, Fn&& fn) const;
+
+  // The writes to each sector as lists threaded through one array, newest first: a write
+  // appends one entry per sector it covers, next to each other, so the entries a read of
+  // consecutive sectors looks at are close in memory (a list per sector missed the cache
+  // on every sector). `newest_` is indexed by sector and grown to the highest sector
+  // written (the clients' devices are small); 0 means none, else an index + 1.
+  struct SectorEntry {
+    WriteId id = 0;
+    std::uint64_t older = 0;  // the previous entry of the same sector (index + 1), or 0
+  };
+  std::vector<SectorEntry> entries_;
+  std::vector<std::uint64_t> newest_;
   std::vector<Flush> flushes_;
   std::vector<Violation> violations_;
   std::uint64_t reads_checked_ = 0;

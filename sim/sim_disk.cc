@@ -202,6 +202,30 @@ std::uint64_t SimDisk::begin_write(std::uint64_t owner, std::uint64_t offset,
   return op;
 }
 
+std::uint64_t SimDisk::begin_write_borrowed(std::uint64_t owner, std::uint64_t offset,
+                                            std::span<const std::byte> data, Fua fua) {
+  check_range(offset, data.size());
+  HAST_ASSERT(owner > 0);
+  const std::uint64_t op = next_op_++;
+  InFlight& entry = in_flight_[op];
+  entry.owner = owner;
+  entry.offset = offset;
+  entry.length = data.size();
+  entry.borrowed = data;
+  entry.fua = fua;
+  trace(fua == Fua::yes ? "disk.submit.write_fua" : "disk.submit.write", offset, data.size());
+  return op;
+}
+
+void SimDisk::adopt_write(std::uint64_t op) {
+  auto found = in_flight_.find(op);
+  if (found == in_flight_.end() || !found->second.data.empty()) return;
+  InFlight& entry = found->second;
+  entry.data.assign(entry.borrowed.begin(), entry.borrowed.end());
+  entry.borrowed = {};
+  HAST_ASSERT(entry.data.size() == entry.length);
+}
+
 std::uint64_t SimDisk::begin_discard(std::uint64_t owner, std::uint64_t offset,
                                      std::uint64_t length) {
   check_range(offset, length);
@@ -234,7 +258,7 @@ Result<void> SimDisk::complete_write(std::uint64_t op) {
     misdirect_write(entry);
     return ok();
   }
-  store(entry, entry.data, nullptr);
+  store(entry, entry.bytes(), nullptr);
   maybe_create_latent(entry);
   invariants();
   return ok();
@@ -245,6 +269,7 @@ void SimDisk::store(const InFlight& op, std::span<const std::byte> data, const S
   HAST_ASSERT(mask == nullptr || mask->size() == sector_count(op.length));
   pristine_.accept(op.offset, op.length, data, op.fua, mask);
   // The medium under these sectors was rewritten: their overlays and latent errors go.
+  if (overlay_.empty() && latent_.empty()) return;
   clear_overlays(op.offset, mask != nullptr ? *mask : SectorMask(sector_count(op.length), true));
 }
 
@@ -263,7 +288,7 @@ void SimDisk::clear_overlays(std::uint64_t offset, const SectorMask& sectors) {
 
 Result<void> SimDisk::fail_write(const InFlight& op) {
   HAST_ASSERT(!op.discard);
-  HAST_ASSERT(!op.data.empty() || op.length == 0);
+  HAST_ASSERT(!op.bytes().empty() || op.length == 0);
   // An I/O error leaves the request applied whole, in part (some sectors) or not at all.
   const std::uint64_t fate = uniform(random_, 0, 2);
   SectorMask mask(sector_count(op.length), fate == 1);
@@ -273,7 +298,7 @@ Result<void> SimDisk::fail_write(const InFlight& op) {
   }
   const auto applied = static_cast<std::uint64_t>(std::count(mask.begin(), mask.end(), true));
   record(SimDiskFaultKind::write_error, op.offset, op.length, applied);
-  if (applied > 0) store(op, op.data, &mask);
+  if (applied > 0) store(op, op.bytes(), &mask);
   return fail(Errc::io,
               fmt::format("sim disk {}: write at {}: injected I/O error", name_, op.offset));
 }
@@ -296,7 +321,7 @@ void SimDisk::lose_write(const InFlight& op) {
   HAST_ASSERT(overlays_on_);
   record(SimDiskFaultKind::lost, op.offset, op.length);
   capture_stale(op.offset, op.length);
-  pristine_.accept(op.offset, op.length, op.data, op.fua);
+  pristine_.accept(op.offset, op.length, op.bytes(), op.fua);
 }
 
 void SimDisk::misdirect_write(const InFlight& op) {
@@ -314,11 +339,11 @@ void SimDisk::misdirect_write(const InFlight& op) {
   capture_stale(op.offset, op.length);
   const std::size_t sector_size = options_.sector_size;
   for (std::uint64_t i = 0; i < sectors; i++) {
-    auto bytes = std::span(op.data).subspan(i * sector_size, sector_size);
+    auto bytes = op.bytes().subspan(i * sector_size, sector_size);
     overlay_.insert_or_assign(target + i, std::vector<std::byte>(bytes.begin(), bytes.end()));
     latent_.erase(target + i);
   }
-  pristine_.accept(op.offset, op.length, op.data, op.fua);
+  pristine_.accept(op.offset, op.length, op.bytes(), op.fua);
   HAST_ASSERT(target + sectors <= total);
 }
 
@@ -334,7 +359,7 @@ void SimDisk::maybe_create_latent(const InFlight& op) {
 
 Result<void> SimDisk::complete_discard(const InFlight& op) {
   HAST_ASSERT(op.discard);
-  HAST_ASSERT(op.data.empty());
+  HAST_ASSERT(op.bytes().empty());
   stats_.discards++;
   trace("disk.discard", op.offset, op.length);
   if (chance(random_, faults_.write_error_probability)) {
@@ -407,7 +432,7 @@ std::vector<SimDisk::InFlightWrite> SimDisk::in_flight_writes() const {
   std::vector<InFlightWrite> writes;
   writes.reserve(in_flight_.size());
   for (const auto& [op, entry] : in_flight_)
-    writes.push_back(InFlightWrite{entry.offset, entry.length, entry.data, entry.discard});
+    writes.push_back(InFlightWrite{entry.offset, entry.length, entry.bytes(), entry.discard});
   HAST_ASSERT(writes.size() == in_flight_.size());
   return writes;
 }
@@ -424,7 +449,7 @@ void SimDisk::settle_in_flight(std::uint64_t owner) {
     if (chance(random_, 0.5)) {
       trace("disk.settle.apply", op.offset, op.length);
       stats_.in_flight_applied++;
-      if (!op.discard) store(op, op.data, nullptr);
+      if (!op.discard) store(op, op.bytes(), nullptr);
       if (op.discard && options_.discard_zeroes) store(op, {}, nullptr);
     } else {
       record(SimDiskFaultKind::in_flight_dropped, op.offset, op.length);
@@ -600,6 +625,7 @@ Result<void> SimDiskHandle::await(std::string_view kind,
                  });
   const fiber::WakeReason reason = scheduler.wait(std::nullopt);
   if (reason == fiber::WakeReason::cancelled) {
+    completion->abandoned = true;  // the caller's buffers may be gone by the completion
     return fail(Errc::cancelled, fmt::format("sim disk {}: {} cancelled", disk_.name(), kind));
   }
   HAST_ASSERT(reason == fiber::WakeReason::woken);
@@ -611,19 +637,17 @@ Result<void> SimDiskHandle::read(std::uint64_t offset, std::span<std::byte> buff
   check_request(offset, buffer.size());
   if (dead_) return fail(Errc::cancelled, "sim disk read on a dead node");
   auto completion = std::make_shared<Completion>();
+  completion->read_target = buffer;
   SimDisk* disk = &disk_;
-  const std::uint64_t length = buffer.size();
-  // The event fills the completion, not `buffer`: a cancelled caller may be gone by then.
-  Result<void> result = await("disk.read", completion, [disk, offset, length](Completion& done) {
-    done.read_data.resize(length);
-    return disk->complete_read(offset, done.read_data);
+  // While the caller waits, the event reads into `buffer` (no copy); a cancelled caller may
+  // be gone by then, so the event reads into scratch: same draws and trace either way.
+  Result<void> result = await("disk.read", completion, [disk, offset](Completion& done) {
+    if (!done.abandoned) return disk->complete_read(offset, done.read_target);
+    std::vector<std::byte> scratch(done.read_target.size());
+    return disk->complete_read(offset, scratch);
   });
-  if (result) {
-    HAST_ASSERT(completion->read_data.size() == buffer.size());
-    std::copy(completion->read_data.begin(), completion->read_data.end(), buffer.begin());
-  } else {
-    std::fill(buffer.begin(), buffer.end(), read_failure_poison);
-  }
+  if (!result) std::fill(buffer.begin(), buffer.end(), read_failure_poison);
+  HAST_ASSERT(completion->done || !result);
   return result;
 }
 
@@ -631,10 +655,16 @@ Result<void> SimDiskHandle::write(std::uint64_t offset, std::span<const std::byt
   check_request(offset, data.size());
   if (dead_) return fail(Errc::cancelled, "sim disk write on a dead node");
   SimDisk* disk = &disk_;
-  const std::uint64_t op = disk_.begin_write(owner_, offset, data, fua);
+  // The device borrows `data` while this fiber waits for the completion; a cancelled
+  // wait returns at once, so the write takes its own copy before the caller moves on.
+  const std::uint64_t op = disk_.begin_write_borrowed(owner_, offset, data, fua);
   HAST_ASSERT(disk_.in_flight_count() > 0);
-  return await(fua == Fua::yes ? "disk.write_fua" : "disk.write", std::make_shared<Completion>(),
-               [disk, op](Completion&) { return disk->complete_write(op); });
+  auto completion = std::make_shared<Completion>();
+  Result<void> result =
+      await(fua == Fua::yes ? "disk.write_fua" : "disk.write", completion,
+            [disk, op](Completion&) { return disk->complete_write(op); });
+  if (completion->abandoned) disk_.adopt_write(op);
+  return result;
 }
 
 Result<void> SimDiskHandle::flush() {

@@ -147,6 +147,13 @@ class SimDisk {
   // Registers a write (data copied) or a discard in flight; returns its operation id.
   std::uint64_t begin_write(std::uint64_t owner, std::uint64_t offset,
                             std::span<const std::byte> data, Fua fua);
+  // The same without the copy: `data` must stay valid until the write completes, the
+  // owner's writes are settled, or adopt_write(op) copied it (the handle's caller waits
+  // for the completion; its buffer is only at risk when that wait is cancelled).
+  std::uint64_t begin_write_borrowed(std::uint64_t owner, std::uint64_t offset,
+                                     std::span<const std::byte> data, Fua fua);
+  // A borrowed write still in flight takes a copy of its bytes (no-op when owned or done).
+  void adopt_write(std::uint64_t op);
   std::uint64_t begin_discard(std::uint64_t owner, std::uint64_t offset, std::uint64_t length);
   // Completes a write or discard: draws its faults and applies it. Errc::io on a
   // transient error (the write may then be applied whole, in part or not at all).
@@ -226,8 +233,13 @@ class SimDisk {
     bool discard = false;
     std::uint64_t offset = 0;
     std::uint64_t length = 0;
-    std::vector<std::byte> data;
+    std::vector<std::byte> data;          // owned bytes, or empty while borrowed
+    std::span<const std::byte> borrowed;  // the caller's bytes (begin_write_borrowed)
     Fua fua = Fua::no;
+
+    std::span<const std::byte> bytes() const {
+      return data.empty() ? borrowed : std::span<const std::byte>(data);
+    }
   };
 
   void store(const InFlight& op, std::span<const std::byte> data, const SectorMask* mask);
@@ -293,10 +305,13 @@ class SimDiskHandle final : public Disk, public NodeResource {
   SimDisk& device() const { return disk_; }
 
  private:
-  // Shared between a waiting fiber and its completion event.
+  // Shared between a waiting fiber and its completion event. A read completes straight
+  // into the caller's buffer (`read_target`) while the caller still waits; once its wait
+  // was cancelled (`abandoned`) the buffer may be gone and the event reads into scratch.
   struct Completion {
     Result<void> result;
-    std::vector<std::byte> read_data;
+    std::span<std::byte> read_target;
+    bool abandoned = false;
     bool done = false;
   };
   using Completer = std::function<Result<void>(Completion&)>;

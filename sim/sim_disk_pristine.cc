@@ -79,8 +79,13 @@ void SparseImage::write(std::uint64_t offset, std::span<const std::byte> data) {
     const std::uint64_t within = position % chunk_bytes;
     const std::uint64_t count = std::min<std::uint64_t>(chunk_bytes - within, data.size() - done);
     auto& chunk = chunks_[position / chunk_bytes];
-    if (chunk.empty()) chunk.assign(chunk_bytes, std::byte{0});
-    std::memcpy(chunk.data() + within, data.data() + done, count);
+    if (chunk.empty() && count == chunk_bytes) {
+      chunk.assign(data.begin() + static_cast<std::ptrdiff_t>(done),
+                   data.begin() + static_cast<std::ptrdiff_t>(done + count));
+    } else {
+      if (chunk.empty()) chunk.assign(chunk_bytes, std::byte{0});
+      std::memcpy(chunk.data() + within, data.data() + done, count);
+    }
     touch(position / chunk_bytes);
     done += count;
   }
@@ -165,6 +170,26 @@ void ContentHasher::add_chunk(std::uint64_t index, std::span<const std::byte> by
   state_ = mix64(state + index);
 }
 
+void SparseImage::adopt_chunk(std::uint64_t index, std::vector<std::byte>&& bytes) {
+  HAST_ASSERT(bytes.size() == chunk_bytes);
+  HAST_ASSERT((index + 1) * chunk_bytes <= size_);
+  chunks_[index] = std::move(bytes);
+  touch(index);
+}
+
+// ---- PendingWrite ----
+
+const std::byte* PendingWrite::bytes_at(std::uint64_t position) const {
+  HAST_ASSERT(!zeroes());
+  HAST_ASSERT(position < length);
+  const std::uint64_t chunk = SparseImage::chunk_bytes;
+  const std::uint64_t k = (offset + position) / chunk - offset / chunk;
+  HAST_ASSERT(k < pieces.size());
+  const std::uint64_t local = (offset + position) % chunk - (k == 0 ? offset % chunk : 0);
+  HAST_ASSERT(local < pieces[k].size());
+  return pieces[k].data() + local;
+}
+
 // ---- CrashState ----
 
 bool CrashState::torn(const std::deque<PendingWrite>& cache) const {
@@ -215,7 +240,15 @@ std::uint64_t PristineDisk::accept(std::uint64_t offset, std::uint64_t length,
   PendingWrite write;
   write.offset = offset;
   write.length = length;
-  write.data.assign(data.begin(), data.end());
+  // Split at chunk boundaries (the one copy of the bytes the device keeps).
+  for (std::uint64_t done = 0; done < data.size();) {
+    const std::uint64_t within = (offset + done) % SparseImage::chunk_bytes;
+    const std::uint64_t count =
+        std::min<std::uint64_t>(SparseImage::chunk_bytes - within, data.size() - done);
+    const auto piece = data.subspan(done, count);
+    write.pieces.emplace_back(piece.begin(), piece.end());
+    done += count;
+  }
   write.live = mask != nullptr ? *mask : full_mask(length);
   HAST_ASSERT(write.live.size() == length / options_.sector_size);
   generation_++;
@@ -226,7 +259,7 @@ std::uint64_t PristineDisk::accept(std::uint64_t offset, std::uint64_t length,
     return 0;
   }
   write.seq = next_seq_++;
-  cache_bytes_ += write.data.size();
+  cache_bytes_ += write.byte_count();
   cache_.push_back(std::move(write));
   while (cache_.size() > options_.cache_writes_max ||
          (cache_.size() > 1 && cache_bytes_ > options_.cache_bytes_max)) {
@@ -254,14 +287,21 @@ void PristineDisk::kill_cached_sectors(std::uint64_t offset, const SectorMask& s
 void PristineDisk::apply_to(SparseImage& image, const PendingWrite& write,
                             const SectorMask& sectors) const {
   HAST_ASSERT(sectors.size() == write.sector_count());
-  HAST_ASSERT(write.zeroes() || write.data.size() == write.length);
+  HAST_ASSERT(write.zeroes() || write.pieces.size() >= 1);
   const std::uint64_t sector = options_.sector_size;
   for_each_run(sectors, [&](std::size_t first, std::size_t count) {
     const std::uint64_t at = write.offset + first * sector;
     if (write.zeroes()) {
       image.zero(at, count * sector);
-    } else {
-      image.write(at, std::span(write.data).subspan(first * sector, count * sector));
+      return;
+    }
+    // A run may span chunk pieces: write it piece by piece.
+    const std::uint64_t end = (first + count) * sector;
+    for (std::uint64_t position = first * sector; position < end;) {
+      const std::uint64_t within = (write.offset + position) % SparseImage::chunk_bytes;
+      const std::uint64_t part = std::min(SparseImage::chunk_bytes - within, end - position);
+      image.write(write.offset + position, std::span(write.bytes_at(position), part));
+      position += part;
     }
   });
 }
@@ -279,7 +319,7 @@ void PristineDisk::overlay_onto(const PendingWrite& write, const SectorMask& sec
     if (write.zeroes()) {
       std::memset(target, 0, sector);
     } else {
-      std::memcpy(target, write.data.data() + i * sector, sector);
+      std::memcpy(target, write.bytes_at(i * sector), sector);
     }
   }
   HAST_ASSERT(offset % sector == 0);
@@ -287,10 +327,28 @@ void PristineDisk::overlay_onto(const PendingWrite& write, const SectorMask& sec
 
 void PristineDisk::destage_front() {
   HAST_ASSERT(!cache_.empty());
-  const PendingWrite& front = cache_.front();
-  apply_to(stable_, front, front.live);
-  HAST_ASSERT(cache_bytes_ >= front.data.size());
-  cache_bytes_ -= front.data.size();
+  PendingWrite& front = cache_.front();
+  const bool whole = std::all_of(front.live.begin(), front.live.end(), [](bool b) { return b; });
+  if (whole && !front.zeroes()) {
+    // Pieces that fill a chunk replace it as they are; the others are copied in.
+    const std::uint64_t first_chunk = front.offset / SparseImage::chunk_bytes;
+    std::uint64_t position = 0;
+    for (std::size_t k = 0; k < front.pieces.size(); k++) {
+      std::vector<std::byte>& piece = front.pieces[k];
+      const std::uint64_t size = piece.size();
+      if (size == SparseImage::chunk_bytes) {
+        stable_.adopt_chunk(first_chunk + k, std::move(piece));
+      } else {
+        stable_.write(front.offset + position, piece);
+      }
+      position += size;
+    }
+    HAST_ASSERT(position == front.length);
+  } else {
+    apply_to(stable_, front, front.live);
+  }
+  HAST_ASSERT(cache_bytes_ >= front.byte_count());
+  cache_bytes_ -= front.byte_count();
   cache_.pop_front();
   generation_++;
 }

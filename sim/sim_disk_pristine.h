@@ -52,6 +52,8 @@ class SparseImage {
   // Copies bytes [offset, offset + out.size()) into `out`. The range lies within size().
   void read(std::uint64_t offset, std::span<std::byte> out) const;
   void write(std::uint64_t offset, std::span<const std::byte> data);
+  // Replaces chunk `index` whole with `bytes` (chunk_bytes of them), without a copy.
+  void adopt_chunk(std::uint64_t index, std::vector<std::byte>&& bytes);
   // Sets `length` bytes at `offset` to zero, releasing the chunks it covers whole.
   void zero(std::uint64_t offset, std::uint64_t length);
   void clear() {
@@ -97,16 +99,25 @@ class ContentHasher {
   std::uint64_t state_ = 0x243f6a8885a308d3ULL;
 };
 
-// A write the device accepted and has not made durable.
+// A write the device accepted and has not made durable. Its bytes are kept split at the
+// SparseImage's chunk boundaries, so destaging hands whole chunks to the stable image
+// without copying them.
 struct PendingWrite {
   std::uint64_t seq = 0;  // acceptance order, from 1
   std::uint64_t offset = 0;
   std::uint64_t length = 0;
-  std::vector<std::byte> data;  // empty: the write stores zeroes (a zeroing discard)
-  SectorMask live;              // false once a later FUA write made the sector durable
+  // pieces[k]: the write's bytes inside image chunk offset / chunk_bytes + k. No pieces:
+  // the write stores zeroes (a zeroing discard).
+  std::vector<std::vector<std::byte>> pieces;
+  SectorMask live;  // false once a later FUA write made the sector durable
 
-  bool zeroes() const { return data.empty(); }
+  bool zeroes() const { return pieces.empty(); }
   std::size_t sector_count() const { return live.size(); }
+  // Bytes held (0 for zeroes).
+  std::uint64_t byte_count() const { return zeroes() ? 0 : length; }
+  // The stored byte at `position` (from the write's start) and those after it up to the
+  // end of its chunk piece. Not for a zeroes write.
+  const std::byte* bytes_at(std::uint64_t position) const;
 };
 
 // One cached write (by its position in the cache) and the sectors of it that land.

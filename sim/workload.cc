@@ -170,7 +170,7 @@ Workload::Op Workload::make_op(SimBlockFrontend& frontend) {
   op.request.length = sectors * options_.sector_size;
   if (pick < options_.read_weight) {
     op.request.op = BlockOp::read;
-    op.buffer.resize(op.request.length);
+    op.buffer.assign(op.request.length, std::byte{0});
   } else if ((pick -= options_.read_weight) < options_.write_weight) {
     op.request.op = BlockOp::write;
     op.request.fua = chance(random_, options_.fua_probability) ? Fua::yes : Fua::no;

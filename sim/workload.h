@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "core/fiber/channel.h"
@@ -99,9 +100,28 @@ class Workload {
 
  private:
   friend class SimBlockFrontend;
+  // A request buffer whose resize() leaves new bytes uninitialised: a write's buffer is
+  // stamped whole right away, so zeroing it first would only cost time.
+  template <typename T>
+  struct UninitialisedAllocator : std::allocator<T> {
+    template <typename U>
+    struct rebind {
+      using other = UninitialisedAllocator<U>;
+    };
+    template <typename U>
+    void construct(U* p) noexcept {
+      ::new (static_cast<void*>(p)) U;
+    }
+    template <typename U, typename... Args>
+    void construct(U* p, Args&&... args) {
+      ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+    }
+  };
+  using Buffer = std::vector<std::byte, UninitialisedAllocator<std::byte>>;
+
   struct Op {
     BlockRequest request;
-    std::vector<std::byte> buffer;
+    Buffer buffer;  // a read's is zeroed, a write's stamped
     WriteId write = 0;
     std::uint64_t flush = 0;
     Instant issue{};
