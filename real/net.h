@@ -4,11 +4,12 @@
 // Model: every wait on a socket (accept, connect, send, recv) is one io_uring operation
 // run by the calling fiber; deadlines cancel the operation through the ring. Outside the
 // ring only calls that never wait on the network are made: socket, setsockopt, bind,
-// listen, getsockname, shutdown, close, the non-blocking probe of a Unix socket path
-// (see listen) and getaddrinfo. getaddrinfo blocks the thread for a host *name* (DNS);
-// numeric hosts are tried first with AI_NUMERICHOST and never reach the resolver. HAST
-// resolved names the same way (reference/hast-spec.md §1.6): only the first result is
-// used, and tcp4:// / tcp6:// restrict the family.
+// listen, getsockname, shutdown, close, the first attempt of a send (non-blocking:
+// what the socket does not take at once goes through the ring), the non-blocking probe
+// of a Unix socket path (see listen) and getaddrinfo. getaddrinfo blocks the thread for
+// a host *name* (DNS); numeric hosts are tried first with AI_NUMERICHOST and never reach
+// the resolver. HAST resolved names the same way (reference/hast-spec.md §1.6): only the
+// first result is used, and tcp4:// / tcp6:// restrict the family.
 //
 // Addresses handed out (Listener::address, Connection::peer_address and local_address)
 // are canonical: a TCP address is Kind::tcp with a numeric host as inet_ntop prints it

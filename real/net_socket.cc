@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -95,8 +96,23 @@ void Socket::release() {
 
 // ---- RealConnection ----
 
-RealConnection::RealConnection(Ring& ring, int fd, Address local, Address peer)
-    : ring_(ring), socket_(fd), local_(std::move(local)), peer_(std::move(peer)) {}
+RealConnection::RealConnection(Ring& ring, int fd, Address local, Address peer,
+                               std::span<const std::byte> unread)
+    : ring_(ring),
+      socket_(fd),
+      rx_(std::make_unique<std::byte[]>(std::max(read_ahead_bytes, unread.size()))),
+      local_(std::move(local)),
+      peer_(std::move(peer)) {
+  std::copy(unread.begin(), unread.end(), rx_.get());
+  rx_end_ = unread.size();
+}
+
+std::vector<std::byte> RealConnection::take_unread() {
+  HAST_ASSERT(rx_begin_ <= rx_end_);
+  std::vector<std::byte> unread(rx_.get() + rx_begin_, rx_.get() + rx_end_);
+  rx_begin_ = rx_end_ = 0;
+  return unread;
+}
 
 Result<int> RealConnection::detach() {
   if (socket_.closed()) return fail(closed_error("hand over"));
@@ -116,38 +132,101 @@ Error RealConnection::failure(int negative_errno, std::string_view what) const {
 }
 
 Result<void> RealConnection::send(std::span<const std::byte> data, Deadline deadline) {
+  return send_gather(data, {}, deadline);
+}
+
+Result<void> RealConnection::send_gather(std::span<const std::byte> head,
+                                         std::span<const std::byte> body, Deadline deadline) {
+  std::size_t total = head.size() + body.size();
   std::size_t sent = 0;
-  while (sent < data.size()) {
+  bool first = true;
+  while (sent < total) {
     if (socket_.closed()) return fail(closed_error("send"));
-    const std::byte* next = data.data() + sent;
-    std::size_t length = std::min(data.size() - sent, chunk_bytes_max);
-    int res = socket_.run(
-        ring_,
-        [&](io_uring_sqe* sqe, int fd) { io_uring_prep_send(sqe, fd, next, length, MSG_NOSIGNAL); },
-        deadline);
+    // Whatever of the head is left, then the body. The iovecs and the msghdr live until
+    // the operation completes (Ring::run waits).
+    iovec pieces[2];
+    std::size_t count = 0;
+    if (sent < head.size()) {
+      pieces[count++] = iovec{const_cast<std::byte*>(head.data() + sent), head.size() - sent};
+    }
+    std::size_t body_at = sent < head.size() ? 0 : sent - head.size();
+    if (body_at < body.size()) {
+      pieces[count++] = iovec{const_cast<std::byte*>(body.data() + body_at), body.size() - body_at};
+    }
+    // Ring results are ints: keep each operation under chunk_bytes_max.
+    std::size_t room = chunk_bytes_max;
+    for (std::size_t i = 0; i < count; i++) {
+      pieces[i].iov_len = std::min(pieces[i].iov_len, room);
+      room -= pieces[i].iov_len;
+    }
+    msghdr message{};
+    message.msg_iov = pieces;
+    message.msg_iovlen = count;
+    int res = 0;
+    if (first) {
+      // Usually the socket takes it all at once: no ring operation, no suspension.
+      first = false;
+      ssize_t direct =
+          socket_.now([&](int fd) { return ::sendmsg(fd, &message, MSG_NOSIGNAL | MSG_DONTWAIT); });
+      if (direct < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
+      res = direct < 0 ? -errno : static_cast<int>(direct);
+    } else {
+      auto prep = [&](io_uring_sqe* sqe, int fd) {
+        io_uring_prep_sendmsg(sqe, fd, &message, MSG_NOSIGNAL);
+      };
+      res = socket_.run(ring_, prep, deadline);
+    }
     if (res < 0) return fail(failure(res, "send"));
     if (res == 0) return fail(failure(-EPIPE, "send"));
     sent += static_cast<std::size_t>(res);
   }
-  HAST_ASSERT(sent == data.size());
+  HAST_ASSERT(sent == total);
   return ok();
 }
 
-Result<void> RealConnection::recv_exact(std::span<std::byte> buffer, Deadline deadline) {
-  std::size_t received = 0;
-  while (received < buffer.size()) {
+std::size_t RealConnection::take_kept(std::span<std::byte> buffer) {
+  HAST_ASSERT(rx_begin_ <= rx_end_);
+  std::size_t take = std::min(buffer.size(), rx_end_ - rx_begin_);
+  if (take == 0) return 0;
+  std::copy_n(rx_.get() + rx_begin_, take, buffer.data());
+  rx_begin_ += take;
+  if (rx_begin_ == rx_end_) rx_begin_ = rx_end_ = 0;
+  return take;
+}
+
+Result<std::size_t> RealConnection::recv_once(std::span<std::byte> into, Deadline deadline) {
+  if (socket_.closed()) return fail(closed_error("recv"));
+  std::byte* next = into.data();
+  std::size_t length = std::min(into.size(), chunk_bytes_max);
+  int res = socket_.run(
+      ring_, [&](io_uring_sqe* sqe, int fd) { io_uring_prep_recv(sqe, fd, next, length, 0); },
+      deadline);
+  if (res < 0) return fail(failure(res, "recv"));
+  if (res == 0) {
     if (socket_.closed()) return fail(closed_error("recv"));
-    std::byte* next = buffer.data() + received;
-    std::size_t length = std::min(buffer.size() - received, chunk_bytes_max);
-    int res = socket_.run(
-        ring_, [&](io_uring_sqe* sqe, int fd) { io_uring_prep_recv(sqe, fd, next, length, 0); },
-        deadline);
-    if (res < 0) return fail(failure(res, "recv"));
-    if (res == 0) {
-      if (socket_.closed()) return fail(closed_error("recv"));
-      return fail(Errc::disconnected, fmt::format("recv on {}: peer closed", peer_.to_string()));
+    return fail(Errc::disconnected, fmt::format("recv on {}: peer closed", peer_.to_string()));
+  }
+  return static_cast<std::size_t>(res);
+}
+
+Result<void> RealConnection::recv_exact(std::span<std::byte> buffer, Deadline deadline) {
+  // Closed locally: nothing more is delivered, kept bytes included.
+  if (socket_.closed() && !buffer.empty()) return fail(closed_error("recv"));
+  std::size_t received = take_kept(buffer);
+  while (received < buffer.size()) {
+    std::size_t left = buffer.size() - received;
+    if (left >= read_ahead_bytes) {
+      // Long enough to go straight into the caller's buffer.
+      auto got = recv_once(buffer.subspan(received), deadline);
+      if (!got) return fail(got.error());
+      received += *got;
+      continue;
     }
-    received += static_cast<std::size_t>(res);
+    HAST_ASSERT(rx_begin_ == 0 && rx_end_ == 0);
+    auto got = recv_once(std::span(rx_.get(), read_ahead_bytes), deadline);
+    if (!got) return fail(got.error());
+    rx_end_ = *got;
+    received += take_kept(buffer.subspan(received));
   }
   HAST_ASSERT(received == buffer.size());
   return ok();

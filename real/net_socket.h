@@ -11,6 +11,7 @@
 #include <optional>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "core/io/network.h"
 #include "core/result.h"
@@ -76,6 +77,15 @@ class Socket {
   // socket is then closed. Precondition: !closed(), nothing in flight.
   int detach();
 
+  // Runs `call(fd)`, a non-blocking call that never waits (a MSG_DONTWAIT send), outside
+  // the ring; returns its result. Precondition: !closed().
+  template <typename Call>
+  auto now(Call&& call) {
+    HAST_ASSERT(!closed_);
+    HAST_ASSERT(fd_ >= 0);
+    return call(fd_);
+  }
+
  private:
   // Ends one operation, also when its fiber is unwound.
   struct OpGuard {
@@ -95,26 +105,52 @@ class Socket {
 // real/net.h. Errors: Errc::disconnected when the peer closed or reset the connection or
 // when it was closed locally; Errc::timed_out at the deadline; Errc::cancelled when the
 // calling fiber is cancelled.
+//
+// Read-ahead: a recv_exact of fewer than read_ahead_bytes asks the socket for up to
+// read_ahead_bytes and keeps what it did not ask for, so a message's header, nv and a
+// small payload (a 4 KiB request) cost one ring operation, not three. Longer reads go
+// straight into the caller's buffer once the kept bytes are used up. Kept bytes move with
+// the descriptor (take_unread, the constructor's `unread`).
 class RealConnection final : public Connection {
  public:
-  RealConnection(Ring& ring, int fd, Address local, Address peer);
+  static constexpr std::size_t read_ahead_bytes = 8 * 1024;
 
+  // `unread`: bytes already received from the socket by a previous handle.
+  RealConnection(Ring& ring, int fd, Address local, Address peer,
+                 std::span<const std::byte> unread = {});
+
+  // Both sends first try a non-blocking sendmsg outside the ring, which a socket with
+  // room in its buffer takes whole: no ring operation, no suspension. What it does not
+  // take goes through the ring, one sendmsg of both pieces per operation.
   Result<void> send(std::span<const std::byte> data, Deadline deadline) override;
+  Result<void> send_gather(std::span<const std::byte> head, std::span<const std::byte> body,
+                           Deadline deadline) override;
   Result<void> recv_exact(std::span<std::byte> buffer, Deadline deadline) override;
   void close() override { socket_.close(); }
   // The descriptor, for a handle on another ring (adopt_connection); this handle is then
   // closed. Errors: Errc::disconnected when it was closed already. Precondition: no call
   // is in progress on it.
   Result<int> detach();
+  // The read-ahead bytes not consumed yet, for the handle that adopts the descriptor; none
+  // are kept afterwards.
+  std::vector<std::byte> take_unread();
   Address peer_address() const override { return peer_; }
   Address local_address() const override { return local_; }
 
  private:
   Error failure(int negative_errno, std::string_view what) const;
   Error closed_error(std::string_view what) const;
+  // Moves kept bytes into the front of `buffer`; returns how many.
+  std::size_t take_kept(std::span<std::byte> buffer);
+  // One ring recv into `into`: the byte count (> 0) or the error.
+  Result<std::size_t> recv_once(std::span<std::byte> into, Deadline deadline);
 
   Ring& ring_;
   Socket socket_;
+  // Read-ahead: rx_[rx_begin_, rx_end_) was received and not consumed yet.
+  std::unique_ptr<std::byte[]> rx_;
+  std::size_t rx_begin_ = 0;
+  std::size_t rx_end_ = 0;
   Address local_;
   Address peer_;
 };

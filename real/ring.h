@@ -4,7 +4,9 @@
 // Model: a fiber prepares one SQE with run(), which suspends it until the CQE arrives and
 // returns cqe->res (a byte count, a descriptor, or -errno). SQEs prepared during one
 // scheduling pass are submitted together when the scheduler runs out of runnable fibers
-// and calls wait(), which blocks in the kernel until a completion or the next timer.
+// and calls wait(), which submits them and blocks in the kernel until a completion or the
+// next timer in one io_uring_enter (none when there is nothing to submit and a completion
+// is ready). The ring is set up with COOP_TASKRUN where the kernel has it (5.19+).
 //
 // Buffers: run() returns only after the kernel has completed the operation, so the
 // caller's buffers are never touched after it returns. A deadline that passes or a

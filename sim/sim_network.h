@@ -243,8 +243,9 @@ class SimNetwork {
   std::optional<NodeId> resolve(const Address& remote, NodeId from) const;
   ListenerRec* find_listener(NodeId node, const Address& remote) const;
   std::uint16_t ephemeral_port(const std::string& host);
-  Result<void> conn_send(ConnectionId id, int side, std::span<const std::byte> data,
-                         Deadline deadline);
+  // Sends `head` then `body` as one send() call (one reset draw); either may be empty.
+  Result<void> conn_send(ConnectionId id, int side, std::span<const std::byte> head,
+                         std::span<const std::byte> body, Deadline deadline);
   Result<void> conn_recv(ConnectionId id, int side, std::span<std::byte> buffer, Deadline deadline);
   void conn_close(ConnectionId id, int side);
   void handle_gone(ConnectionId id, int side);

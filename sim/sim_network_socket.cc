@@ -455,19 +455,27 @@ std::uint16_t SimNetwork::ephemeral_port(const std::string& host) {
 
 // ---- Streams ----
 
-Result<void> SimNetwork::conn_send(ConnectionId id, int side, std::span<const std::byte> data,
-                                   Deadline deadline) {
+Result<void> SimNetwork::conn_send(ConnectionId id, int side, std::span<const std::byte> head,
+                                   std::span<const std::byte> body, Deadline deadline) {
   HAST_ASSERT(side == kClient || side == kServer);
   if (options_.reset_probability > 0.0 && chance(rng(), options_.reset_probability)) {
     counters_.random_resets++;
     reset(id, static_cast<Side>(uniform(rng(), 0, 2)));
   }
+  // `head` goes first, then `body`: each is transmitted as send() would transmit it alone.
+  std::span<const std::byte> data = head.empty() ? body : head;
+  bool on_body = head.empty();
   std::size_t sent = 0;
   while (true) {
     Conn& conn = must_find_conn(id);
     ConnSide& self = conn.sides[side];
     HAST_ASSERT(self.handle);
     HAST_TRY(state_result(self.state, id, "send"));
+    if (sent == data.size() && !on_body && !body.empty()) {
+      data = body;
+      on_body = true;
+      sent = 0;
+    }
     if (sent == data.size()) return ok();
     Direction& out = conn.directions[side];
     std::size_t room = out.outstanding < options_.send_buffer_bytes

@@ -114,7 +114,11 @@ class SimConnection final : public Connection {
   SimConnection& operator=(const SimConnection&) = delete;
 
   Result<void> send(std::span<const std::byte> data, Deadline deadline) override {
-    return network_.conn_send(id_, side_, data, deadline);
+    return network_.conn_send(id_, side_, data, {}, deadline);
+  }
+  Result<void> send_gather(std::span<const std::byte> head, std::span<const std::byte> body,
+                           Deadline deadline) override {
+    return network_.conn_send(id_, side_, head, body, deadline);
   }
   Result<void> recv_exact(std::span<std::byte> buffer, Deadline deadline) override {
     return network_.conn_recv(id_, side_, buffer, deadline);

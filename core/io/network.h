@@ -58,6 +58,17 @@ class Connection {
   // the peer has read them); suspends while the transport's send buffer is full.
   virtual Result<void> send(std::span<const std::byte> data, Deadline deadline) = 0;
 
+  // Sends all of `head`, then all of `body`: the same bytes and contract as send(head)
+  // then send(body), in one transport operation where the transport gathers (a sendmsg
+  // of two pieces), so a message's header and its payload leave without being copied
+  // together first. Either may be empty. This default makes the two calls.
+  virtual Result<void> send_gather(std::span<const std::byte> head, std::span<const std::byte> body,
+                                   Deadline deadline) {
+    if (!head.empty()) HAST_TRY(send(head, deadline));
+    if (!body.empty()) HAST_TRY(send(body, deadline));
+    return ok();
+  }
+
   // Receives exactly buffer.size() bytes. On failure the connection's position in the
   // stream is unknown: the caller closes it.
   virtual Result<void> recv_exact(std::span<std::byte> buffer, Deadline deadline) = 0;

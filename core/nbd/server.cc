@@ -93,13 +93,12 @@ BlockOp block_op_of(Command command) {
 struct NbdServer::Request {
   explicit Request(fiber::Scheduler& scheduler) : changed(scheduler) {}
 
-  std::span<std::byte> data() { return std::span(buffer).subspan(data_offset); }
-
   RequestHeader header;
   std::uint64_t sequence = 0;  // in its session's in_flight
-  // READ: room for the reply header, then the data; WRITE: the payload.
-  std::vector<std::byte> buffer;
-  std::size_t data_offset = 0;
+  // READ: the data to reply with; WRITE: the payload. Aligned (parts at multiples of
+  // part_bytes_max go to an O_DIRECT disk as they are) and never zero-filled: a WRITE's
+  // bytes come from the client, a READ's from the core before the reply reads them.
+  ByteBuffer buffer;
   std::uint64_t reserved_bytes = 0;  // of the session's buffer budget
   std::size_t parts_pending = 0;     // queued or taken by the core, not completed
   std::optional<Error> error;        // of the first part that failed
@@ -443,8 +442,7 @@ Result<void> NbdServer::dispatch(Session& session, const RequestHeader& header) 
   auto request = std::make_shared<Request>(scheduler_);
   request->header = header;
   request->reserved_bytes = bytes;
-  if (is_read) request->data_offset = simple_reply_size;
-  request->buffer.resize(request->data_offset + bytes);
+  request->buffer.reset(bytes);
   if (is_write && bytes > 0) {
     Deadline deadline = deadline_after(scheduler_.clock(), options_.io_timeout);
     auto received = session.connection->recv_exact(request->buffer, deadline);
@@ -547,7 +545,7 @@ void NbdServer::submit_parts(const std::shared_ptr<Request>& request) {
     std::uint64_t size = std::min<std::uint64_t>(part_max, header.length - done);
     part.offset = header.offset + done;
     part.length = size;
-    if (has_data) part.data = request->data().subspan(done, size);
+    if (has_data) part.data = request->buffer.span().subspan(done, size);
     if (!submit_part(request, part)) return;
     done += size;
   }
@@ -590,10 +588,9 @@ void NbdServer::reply(Session& session, Request& request) {
   SimpleReply simple{error, request.header.handle};
   Result<void> sent = ok();
   if (error == NbdError::none && request.header.command == Command::read) {
-    // The data follows the reply header in the same buffer: one send.
+    // The reply header and the data in one gathered send, without copying them together.
     auto head = encode_simple_reply(simple);
-    std::copy(head.begin(), head.end(), request.buffer.begin());
-    sent = send_locked(session, request.buffer);
+    sent = send_locked(session, head, request.buffer.span());
   } else {
     if (error != NbdError::none) stats_.requests_failed++;
     sent = send_reply(session, simple);
@@ -609,11 +606,12 @@ Result<void> NbdServer::send_reply(Session& session, const SimpleReply& reply) {
   return send_locked(session, bytes);
 }
 
-Result<void> NbdServer::send_locked(Session& session, std::span<const std::byte> bytes) {
+Result<void> NbdServer::send_locked(Session& session, std::span<const std::byte> head,
+                                    std::span<const std::byte> body) {
   Deadline deadline = deadline_after(scheduler_.clock(), options_.io_timeout);
   HAST_TRY(session.send_lock.acquire(deadline));
   fiber::Permit permit(session.send_lock);
-  auto sent = session.connection->send(bytes, deadline);
+  auto sent = session.connection->send_gather(head, body, deadline);
   // A reply cut short leaves the stream out of step: the client cannot go on.
   if (!sent) session.connection->close();
   return sent;

@@ -40,6 +40,7 @@
 
 #include "core/fiber/channel.h"
 #include "core/fiber/task_group.h"
+#include "core/io/byte_buffer.h"
 #include "core/io/frontend.h"
 #include "core/io/log.h"
 #include "core/io/network.h"
@@ -166,7 +167,9 @@ class NbdServer final : public BlockFrontend {
   void wait_parts(Request& request);
   void reply(Session& session, Request& request);
   Result<void> send_reply(Session& session, const SimpleReply& reply);
-  Result<void> send_locked(Session& session, std::span<const std::byte> bytes);
+  // Sends `head` then `body` (may be empty) whole, under the session's send lock.
+  Result<void> send_locked(Session& session, std::span<const std::byte> head,
+                           std::span<const std::byte> body = {});
 
   // Closing.
   void abort_requests(Session& session, NbdError error);

@@ -117,8 +117,8 @@ Result<void> send_message(Connection& connection, std::uint8_t version, const Nv
                           std::span<const std::byte> payload, Deadline deadline) {
   check_frame(version, nv, payload);
   auto head = encode_head(version, nv);
-  auto sent = connection.send(head, deadline);
-  if (sent && !payload.empty()) sent = connection.send(payload, deadline);
+  // One gathered send: the payload is not copied behind the header.
+  auto sent = connection.send_gather(head, payload, deadline);
   if (!sent) return fail(sent.error().wrap("sending message to " + peer_of(connection)));
   return ok();
 }

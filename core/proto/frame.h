@@ -90,11 +90,12 @@ Result<FrameHeader> decode_header(std::span<const std::byte> bytes, std::uint32_
 std::vector<std::byte> encode_frame(std::uint8_t version, const Nv& nv,
                                     std::span<const std::byte> payload);
 
-// Sends one message: header and nv in one send, then the payload (if any) in a second,
-// like FreeBSD. Same preconditions as encode_frame (asserted). Suspends the fiber; fails
-// with the Connection's errors (timed_out, disconnected, cancelled), their context naming
-// the peer. On failure an unknown prefix of the message has been sent: close the
-// connection. `payload` must stay valid until the call returns.
+// Sends one message: header and nv, then the payload (if any), in one
+// Connection::send_gather (FreeBSD makes two sends; the bytes are the same). Same
+// preconditions as encode_frame (asserted). Suspends the fiber; fails with the
+// Connection's errors (timed_out, disconnected, cancelled), their context naming the peer.
+// On failure an unknown prefix of the message has been sent: close the connection.
+// `payload` must stay valid until the call returns.
 Result<void> send_message(Connection& connection, std::uint8_t version, const Nv& nv,
                           std::span<const std::byte> payload, Deadline deadline);
 

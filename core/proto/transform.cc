@@ -207,10 +207,11 @@ std::optional<Checksum> parse_checksum(std::string_view name) {
   return std::nullopt;
 }
 
-std::vector<std::byte> encode_payload(Nv& nv, std::span<const std::byte> data,
-                                      Compression compression, Checksum checksum) {
+EncodedPayload encode_payload_view(Nv& nv, std::span<const std::byte> data,
+                                   Compression compression, Checksum checksum) {
   HAST_ASSERT(data.size() <= std::numeric_limits<std::uint32_t>::max());
-  if (data.empty()) return {};
+  EncodedPayload out;
+  if (data.empty()) return out;
   std::optional<Bytes> compressed;
   if (compression != Compression::none) compressed = hole_compress(data);
   Compression used = compressed ? Compression::hole : Compression::none;
@@ -218,18 +219,27 @@ std::vector<std::byte> encode_payload(Nv& nv, std::span<const std::byte> data,
     compressed = lzf_compress_payload(data);
     if (compressed) used = Compression::lzf;
   }
-  Bytes out = compressed ? std::move(*compressed) : Bytes(data.begin(), data.end());
-  HAST_ASSERT(!out.empty());
-  HAST_ASSERT(used == Compression::none || out.size() < data.size());
+  if (compressed) out.compressed = std::move(*compressed);
+  // Uncompressed data goes out as it is: no copy.
+  out.bytes = compressed ? std::span<const std::byte>(out.compressed) : data;
+  HAST_ASSERT(!out.bytes.empty());
+  HAST_ASSERT(used == Compression::none || out.bytes.size() < data.size());
 
   if (used != Compression::none) nv.add_string("compression", compression_name(used));
   if (checksum != Checksum::none) {
     nv.add_string("checksum", checksum_name(checksum));
-    Bytes hash = compute_hash(checksum, out);
+    Bytes hash = compute_hash(checksum, out.bytes);
     nv.add_raw(NvType::uint8_array, "hash", hash);
   }
-  nv.add_uint32("size", static_cast<std::uint32_t>(out.size()));
+  nv.add_uint32("size", static_cast<std::uint32_t>(out.bytes.size()));
   return out;
+}
+
+std::vector<std::byte> encode_payload(Nv& nv, std::span<const std::byte> data,
+                                      Compression compression, Checksum checksum) {
+  EncodedPayload encoded = encode_payload_view(nv, data, compression, checksum);
+  if (!encoded.compressed.empty()) return std::move(encoded.compressed);
+  return std::vector<std::byte>(encoded.bytes.begin(), encoded.bytes.end());
 }
 
 Result<std::vector<std::byte>> decode_payload(const Nv& nv, std::vector<std::byte> received,

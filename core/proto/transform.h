@@ -57,9 +57,30 @@ inline constexpr std::size_t lzf_compress_min = 1024;
 // Minimum fiber stack for code that calls encode_payload (see the file comment).
 inline constexpr std::size_t transform_stack_size_min = 1024 * 1024;
 
-// Send pipeline: returns the bytes to send for `data` and appends the pipeline fields and
-// `size` to `nv`. An empty `data` returns an empty vector and adds nothing. Asserts that
-// data fits a uint32. Pure; needs transform_stack_size_min of stack for Compression::lzf.
+// What the send pipeline sends for one payload: `bytes`, which is either the caller's
+// `data` itself (nothing was compressed: no copy is made, so `data` must stay valid and
+// unchanged until the message is sent) or points into `compressed`, owned here. Move-only:
+// a moved vector keeps its storage, so `bytes` survives a move but would not a copy.
+struct EncodedPayload {
+  EncodedPayload() = default;
+  EncodedPayload(EncodedPayload&&) = default;
+  EncodedPayload& operator=(EncodedPayload&&) = default;
+  EncodedPayload(const EncodedPayload&) = delete;
+  EncodedPayload& operator=(const EncodedPayload&) = delete;
+
+  std::vector<std::byte> compressed;
+  std::span<const std::byte> bytes;
+};
+
+// Send pipeline: the bytes to send for `data`, as an EncodedPayload that refers to `data`
+// unless it was compressed; appends the pipeline fields and `size` to `nv`. An empty
+// `data` gives empty bytes and adds nothing. Asserts that data fits a uint32. Pure; needs
+// transform_stack_size_min of stack for Compression::lzf.
+EncodedPayload encode_payload_view(Nv& nv, std::span<const std::byte> data,
+                                   Compression compression, Checksum checksum);
+
+// The same pipeline, returning its own copy of the bytes to send (encode_payload_view
+// avoids the copy of an uncompressed payload).
 std::vector<std::byte> encode_payload(Nv& nv, std::span<const std::byte> data,
                                       Compression compression, Checksum checksum);
 

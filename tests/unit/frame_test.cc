@@ -37,6 +37,11 @@ class PipeConnection final : public hast::Connection {
     bytes.insert(bytes.end(), data.begin(), data.end());
     return hast::ok();
   }
+  hast::Result<void> send_gather(std::span<const std::byte> head, std::span<const std::byte> body,
+                                 hast::Deadline deadline) override {
+    gathers++;
+    return Connection::send_gather(head, body, deadline);
+  }
   hast::Result<void> recv_exact(std::span<std::byte> buffer, hast::Deadline) override {
     if (bytes.size() - read_at < buffer.size()) {
       read_at = bytes.size();
@@ -58,6 +63,7 @@ class PipeConnection final : public hast::Connection {
   std::vector<std::byte> bytes;
   std::size_t read_at = 0;
   std::vector<std::vector<std::byte>> sends;
+  int gathers = 0;
   int recv_calls = 0;
 };
 
@@ -132,6 +138,7 @@ TEST_CASE("Frame: send_message sends header+nv, then the payload; recv_message r
   for (std::size_t i = 0; i < payload.size(); i++)
     payload[i] = static_cast<std::byte>(i);
   REQUIRE(hast::proto::send_message(pipe, 2, sized_nv(100), payload, std::nullopt).has_value());
+  CHECK(pipe.gathers == 1);  // one transport operation for both parts
   REQUIRE(pipe.sends.size() == 2);
   CHECK(pipe.sends[0].size() == 5 + sized_nv(100).encoded_size());
   CHECK(pipe.sends[1] == payload);

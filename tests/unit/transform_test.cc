@@ -400,3 +400,33 @@ TEST_CASE("Transform: every pipeline fits a fiber stack of the production size",
   CHECK(stacks.used_max() > 64 * 1024);  // lzf_compress's table really was on this stack
   CHECK(stacks.used_max() + 256 * 1024 < hast::proto::transform_stack_size_min);
 }
+
+TEST_CASE("Transform: the view sends uncompressed data in place, else what it compressed",
+          "[unit][proto]") {
+  for (auto compression : {Compression::none, Compression::hole, Compression::lzf}) {
+    for (auto checksum : {Checksum::none, Checksum::crc32, Checksum::sha256}) {
+      for (const Bytes& data : {pseudo_random(4096, 7), Bytes(4096), repeated("hast", 8192)}) {
+        Nv copied_nv;
+        Bytes copied = hast::proto::encode_payload(copied_nv, data, compression, checksum);
+        Nv viewed_nv;
+        auto viewed = hast::proto::encode_payload_view(viewed_nv, data, compression, checksum);
+        // Same fields and bytes on the wire as the copying pipeline.
+        CHECK(names(viewed_nv) == names(copied_nv));
+        CHECK(viewed_nv.encoded_size() == copied_nv.encoded_size());
+        CHECK(Bytes(viewed.bytes.begin(), viewed.bytes.end()) == copied);
+        bool compressed = viewed_nv.find("compression") != nullptr;
+        CHECK(compressed == !viewed.compressed.empty());
+        // Uncompressed: the caller's own bytes, not a copy.
+        if (!compressed) CHECK(viewed.bytes.data() == data.data());
+        // A move keeps the bytes where they were.
+        const std::byte* before = viewed.bytes.data();
+        auto moved = std::move(viewed);
+        CHECK(moved.bytes.data() == before);
+      }
+    }
+  }
+  Nv empty;
+  CHECK(hast::proto::encode_payload_view(empty, {}, Compression::lzf, Checksum::crc32)
+            .bytes.empty());
+  CHECK(empty.empty());
+}
