@@ -189,31 +189,30 @@ Duration SimDisk::draw_latency(std::string_view kind) {
 
 std::uint64_t SimDisk::begin_write(std::uint64_t owner, std::uint64_t offset,
                                    std::span<const std::byte> data, Fua fua) {
-  check_range(offset, data.size());
-  HAST_ASSERT(owner > 0);
-  const std::uint64_t op = next_op_++;
-  InFlight& entry = in_flight_[op];
-  entry.owner = owner;
-  entry.offset = offset;
-  entry.length = data.size();
-  entry.data.assign(data.begin(), data.end());
-  entry.fua = fua;
-  trace(fua == Fua::yes ? "disk.submit.write_fua" : "disk.submit.write", offset, data.size());
+  const std::uint64_t op = submit_write(owner, offset, data.size(), fua);
+  in_flight_[op].data.assign(data.begin(), data.end());
   return op;
 }
 
 std::uint64_t SimDisk::begin_write_borrowed(std::uint64_t owner, std::uint64_t offset,
                                             std::span<const std::byte> data, Fua fua) {
-  check_range(offset, data.size());
+  const std::uint64_t op = submit_write(owner, offset, data.size(), fua);
+  in_flight_[op].borrowed = data;
+  return op;
+}
+
+// The bookkeeping both begin_write forms share: a new in-flight entry without its bytes.
+std::uint64_t SimDisk::submit_write(std::uint64_t owner, std::uint64_t offset,
+                                    std::uint64_t length, Fua fua) {
+  check_range(offset, length);
   HAST_ASSERT(owner > 0);
   const std::uint64_t op = next_op_++;
   InFlight& entry = in_flight_[op];
   entry.owner = owner;
   entry.offset = offset;
-  entry.length = data.size();
-  entry.borrowed = data;
+  entry.length = length;
   entry.fua = fua;
-  trace(fua == Fua::yes ? "disk.submit.write_fua" : "disk.submit.write", offset, data.size());
+  trace(fua == Fua::yes ? "disk.submit.write_fua" : "disk.submit.write", offset, length);
   return op;
 }
 

@@ -242,6 +242,8 @@ class SimDisk {
     }
   };
 
+  std::uint64_t submit_write(std::uint64_t owner, std::uint64_t offset, std::uint64_t length,
+                             Fua fua);
   void store(const InFlight& op, std::span<const std::byte> data, const SectorMask* mask);
   Result<void> fail_write(const InFlight& op);
   void lose_write(const InFlight& op);

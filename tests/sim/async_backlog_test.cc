@@ -17,6 +17,7 @@
 #include "sim/cluster.h"
 #include "sim/latency_oracle.h"
 #include "sim/sim_network.h"
+#include "tests/support/sim_fixtures.h"
 
 using namespace std::chrono_literals;
 using hast::Duration;
@@ -30,6 +31,8 @@ using hast::sim::LatencyOracle;
 using hast::sim::LatencyOracleOptions;
 using hast::sim::Outcome;
 using hast::sim::SimCluster;
+
+using hast::test::converge;
 
 namespace {
 
@@ -88,19 +91,6 @@ Latencies latencies(SimCluster& cluster, Instant from, Instant until) {
     result.worst = std::max(result.worst, write.end - write.issue);
   }
   return result;
-}
-
-// Runs until both nodes report `complete` with nothing left to sync, or the limit.
-bool converge(SimCluster& cluster, Instant limit) {
-  return cluster.world().run_until(
-      [&] {
-        auto a = cluster.status(kA);
-        auto b = cluster.status(kB);
-        return a && b && a->status == "complete" && b->status == "complete" &&
-               a->dirty_bytes == 0 && b->dirty_bytes == 0 && !a->sync.running && !b->sync.running &&
-               cluster.workload().idle();
-      },
-      limit);
 }
 
 }  // namespace

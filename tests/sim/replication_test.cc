@@ -15,6 +15,8 @@ using hast::replication::HookEvent;
 using hast::sim::ClusterOptions;
 using hast::sim::SimCluster;
 
+using hast::test::converge;
+
 namespace {
 
 constexpr hast::sim::NodeId kA = 0;
@@ -26,20 +28,6 @@ ClusterOptions options_for(std::uint64_t seed, hast::config::ReplicationMode mod
                                    .request_bytes_max = 64 * 1024,
                                    .reconnect = 1s,
                                    .keepalive = 500ms});
-}
-
-// Runs until both nodes report `complete` with nothing left to sync, or the limit.
-bool converge(SimCluster& cluster, Instant limit) {
-  return cluster.world().run_until(
-      [&] {
-        auto a = cluster.status(kA);
-        auto b = cluster.status(kB);
-        // Whichever node is primary: nothing dirty, nothing syncing.
-        return a && b && a->status == "complete" && b->status == "complete" &&
-               a->dirty_bytes == 0 && b->dirty_bytes == 0 && !a->sync.running && !b->sync.running &&
-               cluster.workload().idle();
-      },
-      limit);
 }
 
 }  // namespace

@@ -27,6 +27,20 @@ namespace hast::test {
 
 // ---- A SimCluster pair under load ----
 
+// Runs `cluster` until both nodes report `complete` with nothing dirty or syncing and the
+// workload idle, or until `limit`; true when they did.
+inline bool converge(sim::SimCluster& cluster, Instant limit) {
+  return cluster.world().run_until(
+      [&] {
+        auto a = cluster.status(0);
+        auto b = cluster.status(1);
+        return a && b && a->status == "complete" && b->status == "complete" &&
+               a->dirty_bytes == 0 && b->dirty_bytes == 0 && !a->sync.running &&
+               !b->sync.running && cluster.workload().idle();
+      },
+      limit);
+}
+
 // How a test pair is driven: the workload's pace and how soon a lost link is noticed.
 struct PairPace {
   Duration mean_interval;           // between two workload requests, on average
