@@ -347,13 +347,14 @@ Result<void> Primary::write_range(std::uint64_t offset, std::span<const std::byt
   op.request.length = length;
   op.request.memsync = ack_mode == config::ReplicationMode::memsync;
   // The client's buffer is valid only until it is answered, which async may do before
-  // the remote leg is even sent: the remote leg then needs its own copy.
+  // the remote leg is even sent: the remote leg then needs its own copy. The local leg
+  // ends before any answer, so it writes from the client's (aligned) buffer.
   std::vector<std::byte> copy;
+  op.data = data;
   if (ack_mode == config::ReplicationMode::async && client != nullptr && !data.empty()) {
     copy.assign(data.begin(), data.end());
-    data = copy;
+    op.data = copy;
   }
-  op.data = data;
   // Queue the remote leg before the local one, so both run at once.
   bool async = ack_mode == config::ReplicationMode::async;
   BacklogEntry backlog;
