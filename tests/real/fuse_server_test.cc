@@ -29,48 +29,15 @@
 #include "real/fuse/off_thread.h"
 #include "real/log.h"
 #include "real/ring.h"
-#include "tests/support/real_loop.h"
+#include "tests/support/fuse_fixtures.h"
 
 namespace hast::real::fuse {
 namespace {
 
 using namespace std::chrono_literals;
+using Loop = test::FuseLoop;
 
 constexpr std::uint64_t disk_bytes = 8 << 20;
-
-bool fuse_available() {
-  if (::geteuid() != 0) {
-    WARN("SKIP: FUSE tests need root");
-    return false;
-  }
-  if (::access("/dev/fuse", R_OK | W_OK) != 0) {
-    WARN("SKIP: no /dev/fuse");
-    return false;
-  }
-  return true;
-}
-
-// A temporary directory; whatever is still mounted under it is detached at the end.
-struct TempDir {
-  TempDir() {
-    char pattern[] = "/tmp/hast-fuse-test.XXXXXX";
-    REQUIRE(::mkdtemp(pattern) != nullptr);
-    path = pattern;
-  }
-  ~TempDir() {
-    ::umount2((path + "/mnt").c_str(), MNT_DETACH);
-    std::error_code error;
-    std::filesystem::remove_all(path, error);
-  }
-  std::string path;
-};
-
-// A scheduler on the test's thread with its ring. run() shuts the scheduler down if a
-// fiber failed, so the objects below it may be destroyed.
-struct Loop : test::RealLoop {
-  Loop() : test::RealLoop(256) {}
-  StderrLog log{"fuse-test", LogLevel::info};
-};
 
 // The core, in memory: each part is applied to `bytes` and completed at once, or, with
 // `hold`, kept in `held` for the test to complete.
@@ -178,7 +145,7 @@ struct Fixture {
     return *result;
   }
 
-  TempDir dir;
+  test::FuseTempDir dir{"hast-fuse-test"};
   Loop loop;
   MemoryCore core;
   std::unique_ptr<FuseServer> server;
@@ -190,7 +157,7 @@ int call(ssize_t rc) {
 }
 
 TEST_CASE("FuseServer: the data file reads and writes through the core", "[real][fuse]") {
-  if (!fuse_available()) return;
+  if (!test::fuse_tests_can_run(false)) return;
   Fixture f;
   Buffer big(1 << 20), small(4096), back(1 << 20);
   big.fill(1);
@@ -240,7 +207,7 @@ TEST_CASE("FuseServer: the data file reads and writes through the core", "[real]
 }
 
 TEST_CASE("FuseServer: fsync is a flush, O_DSYNC writes carry FUA", "[real][fuse]") {
-  if (!fuse_available()) return;
+  if (!test::fuse_tests_can_run(false)) return;
   Fixture f;
   Buffer block(4096);
   block.fill(3);
@@ -271,7 +238,7 @@ TEST_CASE("FuseServer: fsync is a flush, O_DSYNC writes carry FUA", "[real][fuse
 
 TEST_CASE("FuseServer: fallocate punches holes and zeroes ranges through the core",
           "[real][fuse]") {
-  if (!fuse_available()) return;
+  if (!test::fuse_tests_can_run(false)) return;
   Fixture f;
   Buffer data(65536), back(65536);
   data.fill(4);
@@ -304,7 +271,7 @@ TEST_CASE("FuseServer: fallocate punches holes and zeroes ranges through the cor
 
 TEST_CASE("FuseServer: unaligned writes, growth, truncation and writes past the end are refused",
           "[real][fuse]") {
-  if (!fuse_available()) return;
+  if (!test::fuse_tests_can_run(false)) return;
   Fixture f;
   Buffer block(8192);
   std::vector<int> errors;
@@ -329,7 +296,7 @@ TEST_CASE("FuseServer: unaligned writes, growth, truncation and writes past the 
 
 TEST_CASE("FuseServer: a teardown answers requests in flight with EIO, never success",
           "[real][fuse]") {
-  if (!fuse_available()) return;
+  if (!test::fuse_tests_can_run(false)) return;
   Fixture f;
   f.core.hold = true;
   Buffer read_buffer(4096), write_buffer(4096);

@@ -185,6 +185,12 @@ hooks_seen_on() {
 # start_pair MODE [ipv6]: config, disks, both daemons, b secondary, a primary, in sync.
 start_pair() {
   write_config "$@"
+  start_written_pair
+  wait_for 10 "NBD socket of a" test -S "$(nbd_socket a)"
+}
+
+# start_written_pair: start_pair for a config already written (and perhaps edited).
+start_written_pair() {
   create_disks
   start_node a
   start_node b
@@ -193,5 +199,4 @@ start_pair() {
   PRIMARY=a
   wait_status a complete
   wait_status b complete
-  wait_for 10 "NBD socket of a" test -S "$(nbd_socket a)"
 }

@@ -90,14 +90,7 @@ for n in a b; do
   sed -i "s|^\( *local $T/$n/disk.img\)\$|\1\n    frontend fuse $(link_of "$n")|" "$T/hast.conf"
 done
 [ "$(grep -c 'frontend fuse' "$T/hast.conf")" = 2 ] || die "config edit: $(cat "$T/hast.conf")"
-create_disks
-start_node a
-start_node b
-ctl_cmd b role secondary shared || die "role secondary on b"
-ctl_cmd a role primary shared || die "role primary on a"
-PRIMARY=a
-wait_status a complete
-wait_status b complete
+start_written_pair
 wait_link a
 datasize=$(ctl_cmd a dump shared | awk '/datasize:/ { print $2 }')
 size=$((datasize / 4096 * 4096))  # whole 4 KiB blocks
