@@ -86,13 +86,13 @@ Result<std::unique_ptr<BlockFrontend>> RealFrontends::open_nbd(
 Result<std::unique_ptr<BlockFrontend>> RealFrontends::open_fuse(
     const config::ResourceConfig& resource, std::uint64_t data_size) {
   const config::FrontendConfig& frontend = resource.frontend;
-  HAST_ASSERT(frontend.fuse_link.has_value());
+  HAST_ASSERT(frontend.link.has_value());
   const PosixDisk* disk = disks_.find(resource.name);
   HAST_ASSERT_MSG(disk != nullptr, "frontend opened before the provider of {}", resource.name);
   fuse::FuseDeviceOptions options;
   options.name = resource.name;
   options.mount_point = fmt::format("{}/{}.fuse", runtime_directory_, resource.name);
-  options.link = *frontend.fuse_link;
+  options.link = *frontend.link;
   options.size = data_size;
   options.sector_size = disk->properties().sector_size;
   auto device =
@@ -100,7 +100,7 @@ Result<std::unique_ptr<BlockFrontend>> RealFrontends::open_fuse(
   auto opened = device->open();
   if (!opened) {
     return fail(opened.error().wrap(
-        fmt::format("cannot serve {} through FUSE at {}", resource.name, *frontend.fuse_link)));
+        fmt::format("cannot serve {} through FUSE at {}", resource.name, *frontend.link)));
   }
   return std::unique_ptr<BlockFrontend>(std::move(device));
 }

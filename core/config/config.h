@@ -92,7 +92,7 @@ struct RemoteSetting {
 struct FrontendConfig {
   FrontendKind kind = default_frontend;
   std::optional<ConfiguredAddress> nbd_address;  // nbd only
-  std::optional<std::string> fuse_link;          // fuse and ublk: an absolute path
+  std::optional<std::string> link;               // fuse and ublk: an absolute path
 
   friend bool operator==(const FrontendConfig&, const FrontendConfig&) = default;
 };

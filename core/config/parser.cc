@@ -453,7 +453,7 @@ Result<FrontendConfig> Parser::parse_frontend(const Token& keyword) {
     frontend.kind = FrontendKind::ublk;
     auto link = optional_link("ublk");
     if (!link) return fail(link.error());
-    frontend.fuse_link = std::move(*link);
+    frontend.link = std::move(*link);
   } else if (kind.is_word("nbd")) {
     frontend.kind = FrontendKind::nbd;
     auto address = optional_nbd_address(keyword);
@@ -463,7 +463,7 @@ Result<FrontendConfig> Parser::parse_frontend(const Token& keyword) {
     frontend.kind = FrontendKind::fuse;
     auto link = optional_link("fuse");
     if (!link) return fail(link.error());
-    frontend.fuse_link = std::move(*link);
+    frontend.link = std::move(*link);
   } else {
     return expected(keyword, "nbd, fuse, ublk or none", kind);
   }

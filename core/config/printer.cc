@@ -64,8 +64,8 @@ void Printer::frontend(const FrontendConfig& frontend, int depth) {
     text += fmt::format(" {}", frontend.nbd_address->text);
   }
   bool linked = frontend.kind == FrontendKind::fuse || frontend.kind == FrontendKind::ublk;
-  if (linked && frontend.fuse_link) {
-    text += fmt::format(" {}", *frontend.fuse_link);
+  if (linked && frontend.link) {
+    text += fmt::format(" {}", *frontend.link);
   }
   line(depth, text);
 }

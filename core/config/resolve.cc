@@ -19,10 +19,10 @@
 namespace hast::config {
 namespace {
 
-// Where `frontend nbd` listens and `frontend fuse` links when the file does not say.
-// Where NBD sockets go when the control socket is not a Unix socket.
+// Where `frontend nbd` listens when the control socket is not a Unix socket, and where
+// `frontend fuse` and `frontend ublk` put their link, when the file does not say.
 constexpr std::string_view nbd_socket_directory = "/var/run/hast";
-constexpr std::string_view fuse_link_directory = "/dev/hast";
+constexpr std::string_view link_directory = "/dev/hast";
 
 using SectionList = std::vector<const Settings*>;
 
@@ -76,8 +76,8 @@ FrontendConfig complete_frontend(FrontendConfig frontend, std::string_view resou
     frontend.nbd_address = ConfiguredAddress{address.path, address};
   }
   bool linked = frontend.kind == FrontendKind::fuse || frontend.kind == FrontendKind::ublk;
-  if (linked && !frontend.fuse_link) {
-    frontend.fuse_link = fmt::format("{}/{}", fuse_link_directory, resource);
+  if (linked && !frontend.link) {
+    frontend.link = fmt::format("{}/{}", link_directory, resource);
   }
   return frontend;
 }

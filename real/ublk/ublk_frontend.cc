@@ -8,7 +8,7 @@
 namespace hast::real::ublk {
 
 std::string ublk_link(const config::ResourceConfig& resource) {
-  if (resource.frontend.fuse_link) return *resource.frontend.fuse_link;
+  if (resource.frontend.link) return *resource.frontend.link;
   return fmt::format("/dev/hast/{}", resource.name);
 }
 

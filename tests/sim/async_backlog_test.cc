@@ -8,7 +8,6 @@
 // timeout, so a primary that kept the request slots (or the range locks) until the remote
 // legs ended would make its clients wait for the peer.
 #include <algorithm>
-#include <cstdlib>
 #include <string>
 
 #include <catch2/catch.hpp>
@@ -42,20 +41,15 @@ constexpr hast::sim::NodeId kB = 1;
 // Plain async writes (no FUA, no discards or write-zeroes: those wait for both legs in
 // every mode) about every millisecond: thousands within one timeout.
 ClusterOptions busy_async(std::uint64_t seed, int timeout_seconds) {
-  ClusterOptions options;
-  options.seed = seed;
-  options.mode = ReplicationMode::async;
-  options.workload.mean_interval = 1ms;
-  options.workload.request_bytes_max = 4096;
+  constexpr hast::test::PairPace pace{
+      .mean_interval = 1ms, .request_bytes_max = 4096, .reconnect = 200ms, .keepalive = 200ms};
+  ClusterOptions options = hast::test::pair_options(seed, ReplicationMode::async, pace);
   options.workload.read_weight = 0;
   options.workload.flush_weight = 0;
   options.workload.discard_weight = 0;
   options.workload.write_zeroes_weight = 0;
   options.workload.fua_probability = 0;
-  options.timing.reconnect = 200ms;
-  options.timing.keepalive = 200ms;
   options.timeout_seconds = timeout_seconds;
-  options.echo_logs = std::getenv("HAST_ECHO") != nullptr;
   return options;
 }
 

@@ -3,12 +3,12 @@
 // clients within timeout + ε, unless it waits for replies without a timeout (mutation
 // wait_forever_for_remote); in async it never waits for the peer, not even behind an
 // earlier overlapping write.
-#include <cstdlib>
 #include <string>
 
 #include <catch2/catch.hpp>
 
 #include "sim/latency_oracle.h"
+#include "tests/support/sim_fixtures.h"
 
 using namespace std::chrono_literals;
 using hast::Instant;
@@ -27,21 +27,15 @@ constexpr hast::sim::NodeId kB = 1;
 // Small writes every 10 ms: far too few bytes to fill the link's send buffer while the
 // secondary is silent, so only the receive timeout can end the wait.
 ClusterOptions options_for(ReplicationMode mode, Mutation mutation) {
-  ClusterOptions options;
-  options.seed = 31;
-  options.mode = mode;
+  constexpr hast::test::PairPace pace{
+      .mean_interval = 10ms, .request_bytes_max = 512, .reconnect = 200ms, .keepalive = 200ms};
+  ClusterOptions options = hast::test::pair_options(31, mode, pace);  // timeout 1
   options.mutation = mutation;
-  options.workload.mean_interval = 10ms;
-  options.workload.request_bytes_max = 512;
   options.workload.read_weight = 0;
   options.workload.flush_weight = 0;
   options.workload.discard_weight = 0;
   options.workload.write_zeroes_weight = 0;
   options.workload.fua_probability = 0;
-  options.timing.reconnect = 200ms;
-  options.timing.keepalive = 200ms;
-  options.timeout_seconds = 1;
-  options.echo_logs = std::getenv("HAST_ECHO") != nullptr;
   return options;
 }
 

@@ -173,7 +173,7 @@ TEST_CASE("Config: every default", "[unit][config]") {
   CHECK(!r.source.has_value());
   CHECK(r.syncrate_bytes_per_second == 0);
   CHECK(r.frontend.kind == config::FrontendKind::fuse);
-  CHECK(r.frontend.fuse_link == "/dev/hast/r");
+  CHECK(r.frontend.link == "/dev/hast/r");
   CHECK(!r.frontend.nbd_address.has_value());
 }
 
@@ -284,8 +284,8 @@ TEST_CASE("Config: node-level settings of a resource", "[unit][config]") {
         config::FrontendKind::none);
   CHECK(resolve_r(resource_r("frontend ublk")).frontend.kind == config::FrontendKind::ublk);
   // ublk takes a link like fuse, by default /dev/hast/<resource>.
-  CHECK(resolve_r(resource_r("frontend ublk")).frontend.fuse_link == "/dev/hast/r");
-  CHECK(resolve_r(resource_r("frontend ublk /dev/u")).frontend.fuse_link == "/dev/u");
+  CHECK(resolve_r(resource_r("frontend ublk")).frontend.link == "/dev/hast/r");
+  CHECK(resolve_r(resource_r("frontend ublk /dev/u")).frontend.link == "/dev/u");
   // remote none and source.
   auto alone = resolve_r(resource_r("", "remote none"));
   CHECK(!alone.remote.has_value());
@@ -367,7 +367,7 @@ resource nbd { local /d on fbsd_h1 { remote none frontend fuse } }
   CHECK(names.resources[0].name == "fuse");
   CHECK(names.resources[1].name == "frontend");
   CHECK(names.resources[2].name == "syncrate");
-  CHECK(names.resources[3].frontend.fuse_link == "/dev/hast/nbd");
+  CHECK(names.resources[3].frontend.link == "/dev/hast/nbd");
 
   auto nbd_tcp = resolve_r(resource_r("frontend nbd tcp://127.0.0.1"));
   CHECK(nbd_tcp.frontend.nbd_address->address == tcp("127.0.0.1", 10809));
@@ -378,10 +378,10 @@ resource nbd { local /d on fbsd_h1 { remote none frontend fuse } }
   CHECK(nbd_default.syncrate_bytes_per_second == 5);
   auto fuse = resolve_r(resource_r("frontend fuse /dev/hast/link"));
   CHECK(fuse.frontend.kind == config::FrontendKind::fuse);
-  CHECK(fuse.frontend.fuse_link == "/dev/hast/link");
+  CHECK(fuse.frontend.link == "/dev/hast/link");
   CHECK(!fuse.frontend.nbd_address.has_value());
-  CHECK(resolve_r(resource_r("frontend fuse")).frontend.fuse_link == "/dev/hast/r");
-  CHECK(resolve_r(resource_r("", "frontend fuse")).frontend.fuse_link == "/dev/hast/r");
+  CHECK(resolve_r(resource_r("frontend fuse")).frontend.link == "/dev/hast/r");
+  CHECK(resolve_r(resource_r("", "frontend fuse")).frontend.link == "/dev/hast/r");
 
   // syncrate: bytes per second, binary K/M/G in either case, none or 0 for unlimited.
   for (auto [text, rate] : {std::pair<std::string_view, std::uint64_t>{"100", 100},
