@@ -2,7 +2,8 @@
 // figures; scripts/bench puts them in its report next to the aim of issue 3 (1,000
 // simulated seconds per wall second).
 //
-//   build/bench/sim_bench [--quick] [--machine] [--seconds N] [--only busy|light|idle]
+//   build/bench/sim_bench [--quick] [--machine] [--seconds N] [--runs N]
+//                         [--only busy|light|idle]
 //
 // Three fixed workloads on the same two-node pair (the cluster's defaults: 16 MiB disks,
 // 256 KiB extents, keepdirty 8, simulated network and disks, keepalives and timeouts as in
@@ -16,7 +17,8 @@
 // - idle: no client at all, only the pair's keepalives and timers, 3,600 simulated
 //   seconds a run (600 with --quick).
 // Each is repeated (seeds 1, 2, ...) until its wall budget has passed (2, 2 and 1 s; half
-// with --quick) and the totals are divided.
+// with --quick) and the totals are divided. --runs N runs each exactly N times instead: a
+// fixed amount of work, to compare two builds by CPU time on a busy machine.
 //
 // Figures per workload: simulated seconds per wall second, client operations completed
 // per wall second, world events per wall second, the first two per CPU second of this
@@ -51,6 +53,7 @@ struct Options {
   bool quick = false;
   bool machine = false;
   int seconds = 20;  // simulated seconds of one busy run
+  int runs = 0;      // runs per workload; 0: as many as the wall budget allows
   std::string_view only;  // one workload (profiling), else all
 };
 
@@ -74,7 +77,8 @@ struct Totals {
 
 int usage() {
   std::fprintf(stderr,
-               "usage: sim_bench [--quick] [--machine] [--seconds N] [--only busy|light|idle]\n");
+               "usage: sim_bench [--quick] [--machine] [--seconds N] [--runs N] "
+               "[--only busy|light|idle]\n");
   return 2;
 }
 
@@ -100,9 +104,9 @@ void run_once(const Workload& workload, std::uint64_t seed, Totals& totals) {
   if (totals.runs++ == 0) totals.first_hash = world.hash().hex();
 }
 
-Totals measure(const Workload& workload) {
+Totals measure(const Workload& workload, int runs) {
   Totals totals;
-  while (totals.runs == 0 || totals.wall < workload.budget_s)
+  while (totals.runs == 0 || (runs > 0 ? totals.runs < runs : totals.wall < workload.budget_s))
     run_once(workload, 1 + static_cast<std::uint64_t>(totals.runs), totals);
   return totals;
 }
@@ -179,6 +183,9 @@ int main(int argc, char** argv) {
       options.seconds = 5;
     } else if (arg == "--only" && i + 1 < argc) {
       options.only = argv[++i];
+    } else if (arg == "--runs" && i + 1 < argc) {
+      options.runs = std::atoi(argv[++i]);
+      if (options.runs <= 0) return usage();
     } else if (arg == "--machine") {
       options.machine = true;
     } else if (arg == "--seconds" && i + 1 < argc) {
@@ -200,7 +207,7 @@ int main(int argc, char** argv) {
   const double baseline = baseline_events_per_wall_s(options.quick);
   for (const Workload& workload : workloads) {
     if (!options.only.empty() && workload.name != options.only) continue;
-    const Totals totals = measure(workload);
+    const Totals totals = measure(workload, options.runs);
     if (options.machine) {
       print_machine(workload, totals,
                     workload.name == "busy" ? "" : std::string(workload.name) + "_");

@@ -8,9 +8,13 @@
 #include <utility>
 
 #include "core/assert.h"
+#include "sim/byte_pool.h"
 
 namespace hast::sim {
 namespace {
+
+static_assert(SparseImage::chunk_bytes == BytePool::buffer_bytes,
+              "stable chunks and cache pieces are recycled through the BytePool");
 
 // Calls fn(first, count) for every run of consecutive set bits of `mask`, in order.
 template <typename Fn>
@@ -80,10 +84,9 @@ void SparseImage::write(std::uint64_t offset, std::span<const std::byte> data) {
     const std::uint64_t count = std::min<std::uint64_t>(chunk_bytes - within, data.size() - done);
     auto& chunk = chunks_[position / chunk_bytes];
     if (chunk.empty() && count == chunk_bytes) {
-      chunk.assign(data.begin() + static_cast<std::ptrdiff_t>(done),
-                   data.begin() + static_cast<std::ptrdiff_t>(done + count));
+      chunk = BytePool::copy_of(data.subspan(done, count));
     } else {
-      if (chunk.empty()) chunk.assign(chunk_bytes, std::byte{0});
+      if (chunk.empty()) chunk = BytePool::zeroes();
       std::memcpy(chunk.data() + within, data.data() + done, count);
     }
     touch(position / chunk_bytes);
@@ -103,6 +106,7 @@ void SparseImage::zero(std::uint64_t offset, std::uint64_t length) {
     const std::uint64_t to = std::min(end, chunk_start + chunk_bytes);
     touch(it->first);
     if (from == chunk_start && to == chunk_start + chunk_bytes) {
+      BytePool::give(std::move(it->second));
       it = chunks_.erase(it);
       continue;
     }
@@ -173,7 +177,9 @@ void ContentHasher::add_chunk(std::uint64_t index, std::span<const std::byte> by
 void SparseImage::adopt_chunk(std::uint64_t index, std::vector<std::byte>&& bytes) {
   HAST_ASSERT(bytes.size() == chunk_bytes);
   HAST_ASSERT((index + 1) * chunk_bytes <= size_);
-  chunks_[index] = std::move(bytes);
+  std::vector<std::byte>& chunk = chunks_[index];
+  BytePool::give(std::move(chunk));
+  chunk = std::move(bytes);
   touch(index);
 }
 
@@ -237,27 +243,33 @@ std::uint64_t PristineDisk::accept(std::uint64_t offset, std::uint64_t length,
   check_range(offset, length);
   HAST_ASSERT(data.empty() || data.size() == length);
   if (length == 0) return 0;
+  generation_++;
+  if (fua == Fua::yes || !options_.volatile_cache) {
+    // Durable now: earlier cached writes must never land over these sectors later. The
+    // bytes go straight to stable (no cached copy to make first).
+    const SectorMask live = mask != nullptr ? *mask : full_mask(length);
+    HAST_ASSERT(live.size() == length / options_.sector_size);
+    kill_cached_sectors(offset, live);
+    write_runs(stable_, offset, data, live);
+    return 0;
+  }
   PendingWrite write;
   write.offset = offset;
   write.length = length;
   // Split at chunk boundaries (the one copy of the bytes the device keeps).
+  if (!data.empty()) {
+    write.pieces.reserve((offset + length - 1) / SparseImage::chunk_bytes -
+                         offset / SparseImage::chunk_bytes + 1);
+  }
   for (std::uint64_t done = 0; done < data.size();) {
     const std::uint64_t within = (offset + done) % SparseImage::chunk_bytes;
     const std::uint64_t count =
         std::min<std::uint64_t>(SparseImage::chunk_bytes - within, data.size() - done);
-    const auto piece = data.subspan(done, count);
-    write.pieces.emplace_back(piece.begin(), piece.end());
+    write.pieces.push_back(BytePool::copy_of(data.subspan(done, count)));
     done += count;
   }
   write.live = mask != nullptr ? *mask : full_mask(length);
   HAST_ASSERT(write.live.size() == length / options_.sector_size);
-  generation_++;
-  if (fua == Fua::yes || !options_.volatile_cache) {
-    // Durable now: earlier cached writes must never land over these sectors later.
-    kill_cached_sectors(offset, write.live);
-    apply_to(stable_, write, write.live);
-    return 0;
-  }
   write.seq = next_seq_++;
   cache_bytes_ += write.byte_count();
   cache_.push_back(std::move(write));
@@ -306,6 +318,19 @@ void PristineDisk::apply_to(SparseImage& image, const PendingWrite& write,
   });
 }
 
+void PristineDisk::write_runs(SparseImage& image, std::uint64_t offset,
+                              std::span<const std::byte> data, const SectorMask& sectors) const {
+  HAST_ASSERT(data.empty() || data.size() == sectors.size() * options_.sector_size);
+  const std::uint64_t sector = options_.sector_size;
+  for_each_run(sectors, [&](std::size_t first, std::size_t count) {
+    if (data.empty()) {
+      image.zero(offset + first * sector, count * sector);
+    } else {
+      image.write(offset + first * sector, data.subspan(first * sector, count * sector));
+    }
+  });
+}
+
 void PristineDisk::overlay_onto(const PendingWrite& write, const SectorMask& sectors,
                                 std::uint64_t offset, std::span<std::byte> out) const {
   HAST_ASSERT(sectors.size() == write.sector_count());
@@ -349,6 +374,8 @@ void PristineDisk::destage_front() {
   }
   HAST_ASSERT(cache_bytes_ >= front.byte_count());
   cache_bytes_ -= front.byte_count();
+  for (std::vector<std::byte>& piece : front.pieces)
+    BytePool::give(std::move(piece));
   cache_.pop_front();
   generation_++;
 }

@@ -204,6 +204,10 @@ class PristineDisk {
   SectorMask full_mask(std::uint64_t length) const;
   void kill_cached_sectors(std::uint64_t offset, const SectorMask& sectors);
   void apply_to(SparseImage& image, const PendingWrite& write, const SectorMask& sectors) const;
+  // Writes the runs of `sectors` (one bit per sector from `offset`) of `data` into
+  // `image`, or zeroes them when `data` is empty.
+  void write_runs(SparseImage& image, std::uint64_t offset, std::span<const std::byte> data,
+                  const SectorMask& sectors) const;
   void overlay_onto(const PendingWrite& write, const SectorMask& sectors, std::uint64_t offset,
                     std::span<std::byte> out) const;
   void destage_front();

@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "sim/byte_pool.h"
 #include "sim/sim_network_state.h"
 
 namespace hast::sim {
@@ -131,9 +132,8 @@ void SimNetwork::transmit(Conn& conn, int from, std::span<const std::byte> data)
     direction.wire_free = std::max(direction.wire_free, now) + wire;
     Instant due = std::max(direction.wire_free + sample_latency(), direction.last_due);
     direction.last_due = due;
-    auto bytes = data.subspan(offset, size);
     direction.queue.push_back(
-        Segment{Segment::Kind::data, std::vector<std::byte>(bytes.begin(), bytes.end()), due});
+        Segment{Segment::Kind::data, BytePool::copy_of(data.subspan(offset, size)), due});
     direction.outstanding += size;
     counters_.bytes_sent += size;
     world_.trace("net.send", conn.id, static_cast<std::uint64_t>(from), size);
@@ -238,7 +238,7 @@ void SimNetwork::deliver_data(Conn& conn, int direction_index, Segment& segment)
     return;
   }
   HAST_ASSERT(!receiver.fin_received);
-  receiver.received.insert(receiver.received.end(), segment.bytes.begin(), segment.bytes.end());
+  receiver.received.push(std::move(segment.bytes));
   counters_.bytes_delivered += size;
   world_.trace("net.deliver", conn.id, static_cast<std::uint64_t>(direction_index), size);
   wake_all(receiver.waiters);
@@ -277,7 +277,6 @@ void SimNetwork::become_reset(Conn& conn, int side) {
   HAST_ASSERT(target.state == SideState::open || target.state == SideState::closed);
   target.state = SideState::reset;
   target.received.clear();
-  target.read_offset = 0;
   // Nothing is queued any more; what stays counted is what the receivers have not read.
   for (int direction_index : {kClient, kServer}) {
     purge(conn, direction_index);
@@ -410,7 +409,6 @@ void SimNetwork::half_open(ConnectionId id, Side side) {
     counters_.half_opens++;
     target.state = SideState::silent;
     target.received.clear();
-    target.read_offset = 0;
     // Its own bytes die with it; bytes towards it are dropped on arrival, unacknowledged.
     purge(*conn, index);
     wake_later(id, index);
@@ -516,7 +514,7 @@ void SimNetwork::invariants(const Conn& conn) const {
   for (int index : {kClient, kServer}) {
     const ConnSide& side = conn.sides[index];
     const Direction& in = conn.directions[1 - index];
-    HAST_ASSERT(side.read_offset <= side.received.size());
+    HAST_ASSERT(side.received.consistent());
     HAST_ASSERT(side.state == SideState::open || side.unread() == 0);
     std::size_t queued = 0;
     for (const Segment& segment : in.queue)

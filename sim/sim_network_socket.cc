@@ -137,7 +137,6 @@ void SimNetwork::side_died(Conn& conn, int index, DeathKind kind) {
   side.state = SideState::dead;
   side.death = kind;
   side.received.clear();
-  side.read_offset = 0;
   side.waiters.clear();
   if (!side.handle) side.released = true;
   SideState other = conn.sides[1 - index].state;
@@ -511,19 +510,12 @@ Result<void> SimNetwork::conn_recv(ConnectionId id, int side, std::span<std::byt
     HAST_TRY(state_result(self.state, id, "recv"));
     // Take what is there at once, so a reader of a message larger than the send buffer
     // frees room for the rest of it.
-    std::size_t take = std::min(self.unread(), buffer.size() - filled);
+    std::size_t take = self.received.take(buffer.subspan(filled));
     if (take > 0) {
-      auto first = self.received.begin() + static_cast<std::ptrdiff_t>(self.read_offset);
-      std::copy(first, first + static_cast<std::ptrdiff_t>(take), buffer.begin() + filled);
       if (tap_ != nullptr) {
         tap_->on_consumed(id, self.node, static_cast<Side>(side), buffer.subspan(filled, take));
       }
-      self.read_offset += take;
       filled += take;
-      if (self.read_offset == self.received.size()) {
-        self.received.clear();
-        self.read_offset = 0;
-      }
       Direction& in = conn.directions[1 - side];
       HAST_ASSERT(in.outstanding >= take);
       in.outstanding -= take;
@@ -552,7 +544,6 @@ void SimNetwork::conn_close(ConnectionId id, int side) {
   if (self.state != SideState::open) return;
   self.state = SideState::closed;
   self.received.clear();
-  self.read_offset = 0;
   world_.trace("net.close", id, static_cast<std::uint64_t>(side));
   push_control(conn, side, /*reset_segment=*/false);
   wake_all(self.waiters);

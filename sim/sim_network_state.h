@@ -14,10 +14,14 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <optional>
+#include <span>
 #include <vector>
 
+#include "core/assert.h"
+#include "sim/byte_pool.h"
 #include "sim/sim_network.h"
 
 namespace hast::sim {
@@ -48,6 +52,56 @@ enum class SideState : std::uint8_t {
   dead,    // its endpoint died: calls fail with cancelled
 };
 
+// Bytes delivered to a side and not read yet: the delivered segments' buffers, moved in
+// whole (no copy on delivery), read from the front.
+class ReceiveQueue {
+ public:
+  // Appends a delivered segment (not empty).
+  void push(std::vector<std::byte>&& bytes) {
+    HAST_ASSERT(!bytes.empty());
+    unread_ += bytes.size();
+    segments_.push_back(std::move(bytes));
+  }
+  // Moves min(unread(), out.size()) bytes into `out`; returns how many.
+  std::size_t take(std::span<std::byte> out) {
+    std::size_t filled = 0;
+    while (filled < out.size() && !segments_.empty()) {
+      const std::vector<std::byte>& front = segments_.front();
+      const std::size_t count = std::min(front.size() - front_offset_, out.size() - filled);
+      std::memcpy(out.data() + filled, front.data() + front_offset_, count);
+      filled += count;
+      front_offset_ += count;
+      if (front_offset_ == front.size()) {
+        BytePool::give(std::move(segments_.front()));
+        segments_.pop_front();
+        front_offset_ = 0;
+      }
+    }
+    HAST_ASSERT(filled <= unread_);
+    unread_ -= filled;
+    return filled;
+  }
+  void clear() {
+    segments_.clear();
+    front_offset_ = 0;
+    unread_ = 0;
+  }
+  std::size_t unread() const { return unread_; }
+  // The count matches the segments (checked by SimNetwork::invariants).
+  bool consistent() const {
+    std::size_t total = 0;
+    for (const std::vector<std::byte>& segment : segments_)
+      total += segment.size();
+    return front_offset_ <= total && unread_ == total - front_offset_ &&
+           (segments_.empty() || front_offset_ < segments_.front().size());
+  }
+
+ private:
+  std::deque<std::vector<std::byte>> segments_;
+  std::size_t front_offset_ = 0;  // bytes of the front segment already read
+  std::size_t unread_ = 0;
+};
+
 struct SimNetwork::ConnSide {
   NodeId node = 0;
   std::uint64_t endpoint = 0;  // serial of the owning SimEndpoint
@@ -55,15 +109,14 @@ struct SimNetwork::ConnSide {
   Address peer;
   SideState state = SideState::open;
   DeathKind death = DeathKind::kill;  // meaningful when state == dead
-  std::vector<std::byte> received;    // delivered bytes; [read_offset, size) unread
-  std::size_t read_offset = 0;
+  ReceiveQueue received;              // delivered bytes not read yet
   bool fin_received = false;    // the peer's FIN came after every byte it sent
   bool reset_answered = false;  // this side already sent its one reset
   bool handle = false;          // a SimConnection exists for this side
   bool released = false;        // no handle now and none will come
   std::vector<Waiter> waiters;  // fibers of `node` in send or recv on this side
 
-  std::size_t unread() const { return received.size() - read_offset; }
+  std::size_t unread() const { return received.unread(); }
 };
 
 struct SimNetwork::Direction {

@@ -170,11 +170,12 @@ Workload::Op Workload::make_op(SimBlockFrontend& frontend) {
   op.request.length = sectors * options_.sector_size;
   if (pick < options_.read_weight) {
     op.request.op = BlockOp::read;
-    op.buffer.assign(op.request.length, std::byte{0});
+    op.buffer = take_buffer(op.request.length);
+    std::fill(op.buffer.begin(), op.buffer.end(), std::byte{0});
   } else if ((pick -= options_.read_weight) < options_.write_weight) {
     op.request.op = BlockOp::write;
     op.request.fua = chance(random_, options_.fua_probability) ? Fua::yes : Fua::no;
-    op.buffer.resize(op.request.length);
+    op.buffer = take_buffer(op.request.length);
     op.write = truth_.begin_write(op.request.offset, op.request.length, false, op.request.fua,
                                   op.issue, op.node);
     stamp_sectors(op.write, op.buffer);
@@ -212,7 +213,25 @@ void Workload::on_complete(const BlockRequest& request, const Result<void>& resu
     if (ok && another_primary(op.node)) truth_.mark_dual_primary(op.write);
   }
   ok ? counters_.completed_ok++ : counters_.completed_error++;
+  recycle_buffer(std::move(op.buffer));
   in_flight_.erase(found);
+}
+
+Workload::Buffer Workload::take_buffer(std::uint64_t length) {
+  Buffer buffer;
+  if (!spare_buffers_.empty()) {
+    buffer = std::move(spare_buffers_.back());
+    spare_buffers_.pop_back();
+  }
+  buffer.resize(length);  // no zero-fill (UninitialisedAllocator); callers fill it whole
+  return buffer;
+}
+
+void Workload::recycle_buffer(Buffer&& buffer) {
+  // As many as can be in flight at once: the workload never needs more.
+  if (buffer.capacity() == 0 || spare_buffers_.size() >= options_.in_flight_max) return;
+  buffer.clear();
+  spare_buffers_.push_back(std::move(buffer));
 }
 
 }  // namespace hast::sim

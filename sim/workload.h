@@ -135,6 +135,9 @@ class Workload {
   bool another_primary(NodeId node) const;
   void issue_one();
   Op make_op(SimBlockFrontend& frontend);
+  // A buffer of `length` bytes, uninitialised: a completed request's, when one is kept.
+  Buffer take_buffer(std::uint64_t length);
+  void recycle_buffer(Buffer&& buffer);
 
   World& world_;
   GroundTruth& truth_;
@@ -142,6 +145,9 @@ class Workload {
   Prng& random_;
   std::vector<SimBlockFrontend*> frontends_;  // open or not, in attach order
   std::map<std::uint64_t, Op> in_flight_;     // by request id
+  // Buffers of completed requests, reused (a request's bytes are always stamped or zeroed
+  // before the core sees them, so reuse changes nothing but the allocator's work).
+  std::vector<Buffer> spare_buffers_;
   std::uint64_t next_request_id_ = 1;
   std::optional<EventId> next_event_;
   bool running_ = false;

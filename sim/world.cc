@@ -18,13 +18,6 @@
 namespace hast::sim {
 namespace {
 
-// The finaliser of SplitMix64/Murmur3: a cheap, well-mixing 64-bit permutation.
-std::uint64_t mix64(std::uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
 // A simulation allocates and frees request-sized buffers (up to 1 MiB) at a high rate.
 // glibc's defaults serve those from mmap or give the heap top back to the kernel after
 // each burst, so every buffer costs page faults and zeroing (a fifth of a run's time
@@ -39,11 +32,6 @@ void tune_allocator_once() {
 }
 
 }  // namespace
-
-void TraceHash::mix(std::uint64_t value) {
-  low_ = mix64(low_ ^ value) + 0x9e3779b97f4a7c15ULL;
-  high_ = mix64(high_ + value * 0xff51afd7ed558ccdULL) ^ low_;
-}
 
 void TraceHash::mix_bytes(std::string_view bytes) {
   mix(fnv1a(bytes));

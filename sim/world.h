@@ -64,12 +64,24 @@ class WorldObserver {
 // A rolling 128-bit hash over the run (oracle O11).
 class TraceHash {
  public:
-  void mix(std::uint64_t value);
+  // Inline: a run mixes several values per event, and each mix is a short dependency
+  // chain the compiler can interleave with the caller's work.
+  void mix(std::uint64_t value) {
+    low_ = mix64(low_ ^ value) + 0x9e3779b97f4a7c15ULL;
+    high_ = mix64(high_ + value * 0xff51afd7ed558ccdULL) ^ low_;
+  }
   void mix_bytes(std::string_view bytes);
   std::string hex() const;
   friend bool operator==(const TraceHash&, const TraceHash&) = default;
 
  private:
+  // The finaliser of SplitMix64/Murmur3: a cheap, well-mixing 64-bit permutation.
+  static std::uint64_t mix64(std::uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+
   std::uint64_t low_ = 0x6a09e667f3bcc908ULL;
   std::uint64_t high_ = 0xbb67ae8584caa73bULL;
 };
