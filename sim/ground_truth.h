@@ -116,6 +116,13 @@ class GroundTruth {
   // a read issued and answered at `at` may return (O1's rule: not garbage, and no write
   // that must survive — acked OK, not in AllowedLoss — is newer than it). Records nothing.
   bool durable_value(std::uint64_t sector, const SectorValue& value, Instant at) const;
+  // The same for a sweep judged as one read issued at `issue` and answered at `end`: the
+  // writes that must survive are those that did at `issue`; writes issued before `end`
+  // are concurrent with it (O5's sweep of a sync target over the sync's span).
+  bool durable_value(std::uint64_t sector, const SectorValue& value, Instant issue,
+                     Instant end) const {
+    return value.kind != SectorValue::Kind::garbage && admissible(sector, value, issue, end);
+  }
 
   const WriteRecord& write(WriteId id) const;
   std::size_t write_count() const { return writes_.size(); }

@@ -2,6 +2,7 @@
 #include "sim/judge.h"
 
 #include <algorithm>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -68,7 +69,14 @@ class Judge::Watch final : public WorldObserver {
     Instant due{};
     std::string missing;  // what the peer's disk held at the answer
   };
+  // Where a node's latest sync pass began: when, and its peer's incarnation then.
+  struct SyncStart {
+    Instant when = Instant::min();
+    std::uint64_t peer_incarnation = 0;
+  };
   void syncs();
+  // O5 on the peer of `primary`, whose pass just ended with `syncdone` (judge.h).
+  void sweep_sync_peer(NodeId primary);
   void acks(bool all_due = false);
   void check_ack(const Pending& pending);
   // The first sector of `write` that `id`'s current view holds neither it nor a newer
@@ -83,6 +91,7 @@ class Judge::Watch final : public WorldObserver {
   std::vector<Pending> pending_;
   std::vector<Deferred> deferred_;
   std::array<std::vector<Instant>, 2> deaths_;  // per node: when its incarnations ended
+  std::array<std::optional<SyncStart>, 2> sync_starts_;
 };
 
 void Judge::Watch::after_step() {
@@ -94,13 +103,46 @@ void Judge::Watch::syncs() {
   const auto& events = judge_.cluster_.events();
   for (; events_seen_ < events.size(); events_seen_++) {
     const RecordedEvent& recorded = events[events_seen_];
-    if (recorded.record.event != HookEvent::syncdone || !judge_.options_.check_o5) continue;
-    judge_.count("O5 syncs checked");
-    judge_.sweep(recorded.node, "O5",
-                 fmt::format("right after {}'s sync completed",
-                             judge_.cluster_.node(recorded.node).name()),
-                 /*skip_stale=*/true);
+    if (recorded.record.event == HookEvent::syncstart) {
+      sync_starts_[recorded.node] =
+          SyncStart{recorded.when, judge_.cluster_.node(peer_of(recorded.node)).incarnation()};
+    }
+    if (recorded.record.event != HookEvent::syncdone) continue;
+    if (judge_.options_.check_o5) {
+      judge_.count("O5 syncs checked");
+      judge_.sweep(recorded.node, "O5",
+                   fmt::format("right after {}'s sync completed",
+                               judge_.cluster_.node(recorded.node).name()),
+                   /*skip_stale=*/true);
+    }
+    if (judge_.options_.check_o5_target) sweep_sync_peer(recorded.node);
   }
+}
+
+void Judge::Watch::sweep_sync_peer(NodeId primary) {
+  NodeId peer = peer_of(primary);
+  std::optional<SyncStart> start = std::exchange(sync_starts_[primary], std::nullopt);
+  SimNode& node = judge_.cluster_.node(peer);
+  if (!start || !node.running() || node.incarnation() != start->peer_incarnation) {
+    judge_.count("O5 target sweeps skipped");
+    return;
+  }
+  Judge::SweepSpan span{start->when, "O5 target", {}};
+  std::uint64_t base = judge_.cluster_.local_offset();
+  for (const SimDiskFaultRecord& fault : judge_.cluster_.disk(peer).fault_log()) {
+    bool failed_write = fault.kind == SimDiskFaultKind::write_error ||
+                        fault.kind == SimDiskFaultKind::discard_error;
+    if (!failed_write || fault.when < start->when || fault.offset + fault.length <= base) {
+      continue;
+    }
+    std::uint64_t first = std::max(fault.offset, base) - base;
+    span.excused.emplace_back(first, fault.offset + fault.length - base);
+  }
+  judge_.sweep(peer, "O5",
+               fmt::format("{}'s data area right after {}'s sync pass (begun at {}) completed",
+                           node.name(), judge_.cluster_.node(primary).name(),
+                           format_instant(start->when)),
+               /*skip_stale=*/true, span);
 }
 
 void Judge::Watch::acks(bool all_due) {
@@ -406,12 +448,21 @@ std::vector<bool> Judge::stale_extents(NodeId id) {
   return stale;
 }
 
-void Judge::sweep(NodeId id, std::string_view oracle, std::string_view why, bool skip_stale) {
+void Judge::sweep(NodeId id, std::string_view oracle, std::string_view why, bool skip_stale,
+                  const SweepSpan& span) {
   std::vector<bool> stale = skip_stale ? stale_extents(id) : std::vector<bool>{};
   std::uint32_t extent = extent_size();
   GroundTruth& truth = cluster_.truth();
   Instant now = world().now();
-  count(fmt::format("{} sweeps", oracle));
+  Instant since = span.since.value_or(now);
+  std::string_view counters = span.counters.empty() ? oracle : span.counters;
+  auto excused = [&span](std::uint64_t offset) {
+    return std::any_of(span.excused.begin(), span.excused.end(),
+                       [offset](const auto& range) {
+                         return range.first <= offset && offset < range.second;
+                       });
+  };
+  count(fmt::format("{} sweeps", counters));
   std::vector<std::byte> chunk(1 << 16);
   std::uint64_t checked = 0;
   for (std::uint64_t at = 0; at < cluster_.data_size(); at += chunk.size()) {
@@ -420,9 +471,10 @@ void Judge::sweep(NodeId id, std::string_view oracle, std::string_view why, bool
     for (std::uint64_t i = 0; i < n / sector_bytes; i++) {
       std::uint64_t offset = at + i * sector_bytes;
       if (offset / extent < stale.size() && stale[offset / extent]) continue;
+      if (!span.excused.empty() && excused(offset)) continue;
       SectorValue value = decode_sector(std::span(chunk).subspan(i * sector_bytes, sector_bytes));
       checked++;
-      if (truth.durable_value(offset / sector_bytes, value, now)) continue;
+      if (truth.durable_value(offset / sector_bytes, value, since, now)) continue;
       report(std::string(oracle),
              fmt::format("{} at {}: {}'s sector {} holds {}, but a write that must survive "
                          "({}) is newer; history: {}",
@@ -430,11 +482,11 @@ void Judge::sweep(NodeId id, std::string_view oracle, std::string_view why, bool
                          GroundTruth::describe_value(value),
                          config::replication_name(options_.mode),
                          truth.describe_sector(offset / sector_bytes)));
-      count(fmt::format("{} sectors checked", oracle), checked);
+      count(fmt::format("{} sectors checked", counters), checked);
       return;  // one per sweep: the rest is usually the same loss
     }
   }
-  count(fmt::format("{} sectors checked", oracle), checked);
+  count(fmt::format("{} sectors checked", counters), checked);
 }
 
 // Ground truth of a split-brain: both nodes acknowledged writes since the episode began.

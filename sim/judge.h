@@ -36,7 +36,19 @@
 //   O5  sync direction: right after each `syncdone` on the node serving as primary, its
 //       data area holds every write O2 requires (same sweep, stale extents skipped): a
 //       synchronisation that copied older data over a surviving write is caught where it
-//       happened, not at the next read.
+//       happened, not at the next read. The peer (the sync's other end, its target unless
+//       the primary was the out-of-date one) is swept too, judged as one read spanning the
+//       pass (issued at its `syncstart`, answered at `syncdone`): it must hold every write
+//       that had to survive when the pass started, or a write concurrent with the pass.
+//       Sound because only the walk clears a sync mark, after a remote FLUSH, and a pass
+//       reports `syncdone` only with nothing marked: its last FLUSH was sent after
+//       `syncstart`, behind every remote leg answered (or, in async, queued) before it,
+//       and the secondary runs a FLUSH as a barrier behind the writes it received before.
+//       So such a leg is on the peer's disk at `syncdone`, or it failed and marked its
+//       extent, which the pass copied or which stops `syncdone`. Remote legs of writes
+//       answered during the pass may still be in flight: those writes are concurrent. Not
+//       swept: a peer that is down or restarted since `syncstart`; sectors its disk failed
+//       to write (or discard) since `syncstart`; extents its own metadata lists stale.
 //   O6  split-brain accounting: a split-brain episode the operator created in which both
 //       sides wrote is reported; none is reported without an episode. A foreign disk
 //       (another resource's metadata) is always refused: the handshake never syncs to or
@@ -54,7 +66,8 @@
 //   O11 determinism: check_determinism() on two runs' hashes.
 //
 // Coverage counters: "O2 sweeps", "O2 sectors checked", "O3 checkpoints applied", "O5
-// syncs checked", "O5 sweeps", "O5 sectors checked", "O6 foreign disk checks", "O7
+// syncs checked", "O5 sweeps", "O5 sectors checked", "O5 target sweeps", "O5 target sectors
+// checked", "O5 target sweeps skipped", "O6 foreign disk checks", "O7
 // sessions accepted", "O7 dual-primary writes", "O8 acks checked", "O8 writes failed
 // while a copy was reachable", "O10 writes judged", "<oracle> violations" (the judge's own
 // oracles keep 8 violations each and count the rest), and without a prefix "split-brains
@@ -69,6 +82,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/config/config.h"
@@ -90,7 +104,8 @@ struct JudgeOptions {
   // The new oracles can be switched off one by one (tests that show an older oracle
   // still catches a mutation alone).
   bool check_o2 = true;
-  bool check_o5 = true;
+  bool check_o5 = true;         // the sweep of the node that reported `syncdone`
+  bool check_o5_target = true;  // the sweep of its peer over the pass (see O5 below)
   bool check_o8 = true;
 
   // The options a cluster was built with (mode, timeout, keepalive).
@@ -191,8 +206,17 @@ class Judge {
   Instant last_event(NodeId id, replication::HookEvent event) const;
   void open_episode(NodeId loser, Instant since);
   bool diverged() const;
+  // How a sweep judges: as a read issued at `since` (default: now) and answered now; the
+  // counters are named `counters` (default: the oracle); sectors in `excused` (data-area
+  // byte ranges [first, second)) are not checked.
+  struct SweepSpan {
+    std::optional<Instant> since;
+    std::string_view counters;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> excused;
+  };
   // O2's sweep of `id`'s data area as a read at now; violations named `oracle`.
-  void sweep(NodeId id, std::string_view oracle, std::string_view why, bool skip_stale);
+  void sweep(NodeId id, std::string_view oracle, std::string_view why, bool skip_stale,
+             const SweepSpan& span = {});
   std::vector<bool> stale_extents(NodeId id);
   void check_foreign(NodeId id, std::string_view why);
   std::uint64_t metadata_hash(NodeId id);

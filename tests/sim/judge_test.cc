@@ -2,7 +2,8 @@
 // mistake it exists for — O2 on an acknowledged write lost behind the nodes' backs, O8 on
 // fullsync answering before the secondary's disk held the write (mutation
 // fullsync_ack_before_remote), O5 on a synchronisation in the wrong direction (mutation
-// sync_wrong_direction), O6 on a foreign disk whose bytes changed.
+// sync_wrong_direction: on the primary, and on the sync target by itself), O6 on a foreign
+// disk whose bytes changed.
 #include <map>
 #include <string>
 #include <vector>
@@ -161,6 +162,43 @@ TEST_CASE("Judge: the swarm reports sync_wrong_direction as O5", "[sim][oracle]"
     caught = !named(hast::sim::run_seed(options).violations, "O5").empty();
   }
   CHECK(caught);
+}
+
+TEST_CASE("Judge: O5's sweep of the sync target alone catches sync_wrong_direction",
+          "[sim][oracle]") {
+  // The secondary is down from 1 s to 1.2 s while the primary writes; the sync after it
+  // comes back must copy those writes onto it. Only the target sweep judges (O2, O8 and
+  // the primary's own O5 sweep are off): quiet on the healthy pair, loud on the mutation,
+  // which copies the secondary's older data onto the primary and leaves it as it was.
+  for (Mutation mutation : {Mutation::none, Mutation::sync_wrong_direction}) {
+    INFO(std::string(hast::replication::mutation_name(mutation)));
+    ClusterOptions options = options_for(ReplicationMode::memsync, mutation);
+    SimCluster cluster(options);
+    JudgeOptions judge_options = JudgeOptions::for_cluster(options);
+    judge_options.check_o2 = false;
+    judge_options.check_o5 = false;
+    judge_options.check_o8 = false;
+    Judge judge(cluster, judge_options);
+    auto& world = cluster.world();
+    cluster.start_pair(kA, kB, 50ms);
+    world.at(Instant{} + 1s, "kill", [&] { cluster.node(kB).kill(); });
+    world.at(Instant{} + 1200ms, "restart", [&] { cluster.start(kB); });
+    world.at(Instant{} + 1210ms, "role",
+             [&] { cluster.set_role(kB, hast::meta::Role::secondary); });
+    world.at(Instant{} + 2500ms, "stop", [&] { cluster.workload().stop(); });
+    world.run_for(3s);
+    auto violations = judge.finish(kA, kB);
+    std::vector<Violation> target;
+    for (const Violation& violation : named(violations, "O5")) {
+      if (violation.detail.find("hastb's data area right after hasta's sync pass") !=
+          std::string::npos) {
+        target.push_back(violation);
+      }
+    }
+    INFO(describe(violations));
+    CHECK(judge.coverage().at("O5 target sweeps") >= 1);
+    CHECK(target.empty() == (mutation == Mutation::none));
+  }
 }
 
 namespace {
