@@ -6,7 +6,11 @@
 // scheduling pass are submitted together when the scheduler runs out of runnable fibers
 // and calls wait(), which submits them and blocks in the kernel until a completion or the
 // next timer in one io_uring_enter (none when there is nothing to submit and a completion
-// is ready). The ring is set up with COOP_TASKRUN where the kernel has it (5.19+).
+// is ready). One exception: a disk operation (read, write, fsync, fallocate) prepared while
+// no other disk operation is in flight and other fibers are runnable is submitted at once,
+// so the device starts while those fibers run (a write is not held up behind the send of
+// its remote leg); the rest of a burst waits for the batch. The ring is set up with
+// COOP_TASKRUN where the kernel has it (5.19+).
 //
 // Buffers: run() returns only after the kernel has completed the operation, so the
 // caller's buffers are never touched after it returns. A deadline that passes or a
@@ -45,6 +49,9 @@ class Ring final : public fiber::Poller {
     io_uring_sqe* sqe = next_sqe();
     prep(sqe);
     io_uring_sqe_set_data(sqe, &op);
+    op.device = starts_device_work(sqe->opcode);
+    if (op.device) device_in_flight_++;
+    start_now_if_alone(op);
     return await(op, deadline);
   }
 
@@ -69,9 +76,12 @@ class Ring final : public fiber::Poller {
     fiber::Waker waker;
     int result = 0;
     bool done = false;
+    bool device = false;  // a disk operation (starts_device_work)
   };
 
   io_uring_sqe* next_sqe();
+  static bool starts_device_work(std::uint8_t opcode);
+  void start_now_if_alone(const Op& op);
   int await(Op& op, Deadline deadline);
   void cancel(Op& op);
   void reap();
@@ -83,6 +93,7 @@ class Ring final : public fiber::Poller {
   std::uint64_t event_value_ = 0;
   std::uint64_t notify_count_ = 0;
   std::uint64_t in_flight_ = 0;
+  std::uint64_t device_in_flight_ = 0;  // disk operations among in_flight_
   bool eventfd_armed_ = false;
   std::function<void()> on_notify_;
 };

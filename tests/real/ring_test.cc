@@ -53,6 +53,37 @@ TEST_CASE("Ring: more operations than submission slots all complete", "[real][ri
   CHECK(done == 40);
 }
 
+// A write to a pipe completes inside the submitting io_uring_enter, so a fiber that runs
+// next sees the byte only if the write was submitted before the scheduler ran out of
+// fibers: the first disk operation goes at once, the second of the burst waits.
+TEST_CASE("Ring: the first disk operation of a burst is submitted while other fibers run",
+          "[real][ring]") {
+  Loop loop;
+  Pipe first;
+  Pipe second;
+  REQUIRE(::fcntl(first.fds[0], F_SETFL, O_NONBLOCK) == 0);
+  REQUIRE(::fcntl(second.fds[0], F_SETFL, O_NONBLOCK) == 0);
+  int results[2] = {0, 0};
+  ssize_t seen[2] = {0, 0};
+  auto write_one = [&](Pipe& pipe, int& result) {
+    result =
+        loop.ring.run([&](io_uring_sqe* sqe) { io_uring_prep_write(sqe, pipe.fds[1], "x", 1, 0); });
+  };
+  REQUIRE(loop.scheduler.spawn("first", [&] { write_one(first, results[0]); }));
+  REQUIRE(loop.scheduler.spawn("second", [&] { write_one(second, results[1]); }));
+  REQUIRE(loop.scheduler.spawn("observer", [&] {
+    char byte = 0;
+    seen[0] = ::read(first.fds[0], &byte, 1);
+    seen[1] = ::read(second.fds[0], &byte, 1);
+  }));
+  loop.run();
+  CHECK(results[0] == 1);
+  CHECK(results[1] == 1);
+  CHECK(seen[0] == 1);   // submitted at once: other fibers were runnable
+  CHECK(seen[1] == -1);  // the first was still in flight: this one joined the batch
+  CHECK(loop.ring.in_flight() == 0);
+}
+
 TEST_CASE("Ring: a deadline cancels the read and reports a timeout", "[real][ring]") {
   Loop loop;
   Pipe pipe;
