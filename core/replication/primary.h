@@ -9,7 +9,7 @@
 // - the connection loop connects and runs the handshake, then runs the link (a sender
 //   with keepalives by time since the last send, a receiver matching replies by seq) until
 //   it fails, then waits the reconnect interval and tries again;
-// - the sync loop copies dirty extents while connected (sync.cc);
+// - the sync loop copies dirty extents while connected (primary_sync.cc);
 // - the remote flusher sends one FLUSH for a batch of completed remote writes before their
 //   extents may become clean (defect 9).
 //
@@ -151,6 +151,8 @@ class Primary {
   void run_link(Link& link);
   void sender_loop(Link& link);
   void receiver_loop(Link& link);
+  void piece_replied(RemoteOp& op, std::uint64_t seq, const proto::Reply& reply,
+                     proto::Message& message);
   void link_down(Link& link, const Error& why);
   // Queues `op` for the secondary; false when it cannot go (link down, or the async
   // backlog is full): the remote leg is then unavailable.
@@ -163,9 +165,13 @@ class Primary {
   void sync_loop();
   Result<void> wait_backlog_drained(const Link& link);
   Result<void> sync_pass(Link& link);
+  struct SyncWalk;
   Result<void> copy_marked(Link& link);
+  void copy_chunk(SyncWalk& walk, const meta::SyncChunk& chunk);
+  Result<void> wait_batch(SyncWalk& walk);
   Result<void> sync_chunk(std::uint64_t offset, std::uint64_t length);
-  Result<void> finish_extent(meta::ExtentIndex extent, std::uint64_t pass);
+  Result<void> finish_extents(const std::vector<meta::SyncChunk>& batch);
+  Result<void> forget_stale_synced(const std::vector<meta::SyncChunk>& batch);
   Result<void> sync_complete();
 
   ResourceContext& context_;

@@ -1,18 +1,27 @@
 // Synchronisation (reference/hast-spec.md §8.3): while connected, copy every extent the
 // activemap marks for sync, in chunks of at most one request, several chunks in flight,
 // at most `syncrate` bytes per second, and mark an extent clean only once all its chunks
-// are durable on the target. Direction per extent: from the secondary when the handshake
-// said the primary is out of date or the extent is stale on the primary (a local write
-// failed there, defect 3); from the primary otherwise. A disconnect interrupts the pass;
-// the next one restarts at the first unsynced extent (progress is kept per extent).
+// are durable on both nodes. Copied extents are finished in batches (one local flush, one
+// remote FLUSH and one map write for all of them) while the next chunks are copied.
+// Direction per extent: from the secondary when the handshake said the primary is out of
+// date or the extent is stale on the primary (a local write failed there, defect 3); from
+// the primary otherwise. A disconnect interrupts the pass; the next one restarts at the
+// first unsynced extent (progress is kept per extent: what a finished batch cleaned stays
+// clean; copied extents not finished yet, at most one batch, are copied again).
 #include <fmt/format.h>
 
+#include "core/io/byte_buffer.h"
 #include "core/replication/primary_internal.h"
 
 namespace hast::replication {
 namespace {
 
-constexpr std::size_t kChunksInFlightMax = 4;
+// Chunks being copied at once (each holds a request-sized buffer).
+constexpr std::size_t kChunksInFlightMax = 8;
+// Copied extents finished together (wait_batch): one local flush, one remote FLUSH and
+// one map write per batch. An interruption copies at most this much again.
+constexpr std::uint64_t kBatchBytes = 32 << 20;
+constexpr auto kBatchDelayMax = std::chrono::milliseconds(100);
 
 std::string humanize(std::uint64_t bytes) {
   static constexpr const char* units[] = {"B", "KB", "MB", "GB", "TB", "PB"};
@@ -90,22 +99,37 @@ Result<void> Primary::sync_pass(Link& link) {
   return sync_complete();
 }
 
-// One walk over the marked extents with up to kChunksInFlightMax chunks in flight. Every
-// chunk fiber is joined before returning: they use this frame's locals.
-Result<void> Primary::copy_marked(Link& link) {
-  meta::Activemap& map = local_.map();
-  Instant started = context_.io.clock.now();
-  fiber::TaskGroup chunks(context_.io.scheduler);
-  fiber::Semaphore slots(context_.io.scheduler, kChunksInFlightMax);
+// The bookkeeping of one walk (copy_marked's frame), shared by its chunk fibers.
+struct Primary::SyncWalk {
+  SyncWalk(fiber::Scheduler& scheduler, std::size_t slots_max)
+      : chunks(scheduler), slots(scheduler, slots_max), chunk_done(scheduler) {}
+
   // Per extent in flight: chunks not yet done, whether one failed, and whether its last
-  // chunk was handed out. Chunks complete in any order; the extent is finished by whichever
-  // completes last once the last one was handed out.
+  // chunk was handed out. Chunks complete in any order; the extent is copied once
+  // whichever completes last sees the last one handed out.
   struct ExtentProgress {
     int outstanding = 0;
     bool failed = false;
     bool last_handed_out = false;
   };
+  fiber::TaskGroup chunks;  // the chunk fibers, one of which may be finishing batches
+  fiber::Semaphore slots;   // chunks being copied
   std::map<std::uint64_t, ExtentProgress> progress;
+  // Extents whose every chunk was copied, each named by its last chunk (extent and
+  // pass), waiting to be made durable and cleaned by the finishing fiber.
+  std::vector<meta::SyncChunk> copied;
+  std::uint64_t copied_bytes = 0;  // the extents' bytes in `copied`
+  bool finishing = false;          // a chunk fiber is finishing batches (copy_chunk)
+  fiber::WaitQueue chunk_done;     // a chunk was copied or failed (wait_batch)
+};
+
+// One walk over the marked extents with up to kChunksInFlightMax chunks being copied.
+// Extents are finished in batches (finish_extents) while later chunks are copied. Every
+// chunk fiber is joined before returning: they use the walk, a local.
+Result<void> Primary::copy_marked(Link& link) {
+  meta::Activemap& map = local_.map();
+  Instant started = context_.io.clock.now();
+  SyncWalk walk(context_.io.scheduler, kChunksInFlightMax);
   Result<void> outcome = ok();
   int rewinds = 0;
   while (link.up && outcome) {
@@ -113,8 +137,8 @@ Result<void> Primary::copy_marked(Link& link) {
     if (!outcome || !link.up) break;
     auto chunk = map.next_sync_chunk(request_size_limit());
     if (!chunk) {
-      if (chunks.size() > 0) {
-        outcome = chunks.join();  // the extents in flight may leave marks behind
+      if (walk.chunks.size() > 0) {
+        outcome = walk.chunks.join();  // copies and finishes in flight may leave marks
       } else if (map.sync_pending() && rewinds++ < 2) {
         map.sync_rewind();  // marks made behind the cursor
       } else {
@@ -122,25 +146,15 @@ Result<void> Primary::copy_marked(Link& link) {
       }
       continue;
     }
-    outcome = slots.acquire();
+    outcome = walk.slots.acquire();
     if (!outcome) break;
-    std::uint64_t extent = chunk->extent.value;
-    ExtentProgress& started_chunk = progress[extent];
-    started_chunk.outstanding++;
-    started_chunk.last_handed_out = started_chunk.last_handed_out || chunk->last_in_extent;
-    auto spawned = chunks.spawn("sync-chunk", [this, &slots, &progress, chunk, extent] {
-      fiber::Permit permit(slots);
-      auto copied = sync_chunk(chunk->offset, chunk->length);
-      if (copied) sync_.synced_bytes += chunk->length;
-      ExtentProgress& done = progress[extent];
-      done.failed = done.failed || !copied;
-      if (--done.outstanding > 0 || !done.last_handed_out) return;
-      bool ok = !done.failed;
-      progress.erase(extent);
-      if (ok) ignore_error(finish_extent(chunk->extent, chunk->pass), "retried next pass");
-    });
+    SyncWalk::ExtentProgress& entered = walk.progress[chunk->extent.value];
+    entered.outstanding++;
+    entered.last_handed_out = entered.last_handed_out || chunk->last_in_extent;
+    auto spawned =
+        walk.chunks.spawn("sync-chunk", [this, &walk, chunk = *chunk] { copy_chunk(walk, chunk); });
     if (!spawned) {
-      slots.release();
+      walk.slots.release();
       outcome = fail(spawned.error());
       break;
     }
@@ -152,15 +166,63 @@ Result<void> Primary::copy_marked(Link& link) {
       outcome = context_.io.scheduler.sleep_until(due);
     }
   }
-  chunks.cancel_and_join();
+  walk.chunks.cancel_and_join();
   return outcome;
+}
+
+// A chunk fiber: copies `chunk` holding one of the walk's slots. The fiber completing an
+// extent queues it for finishing and gives its slot back first, so the next chunks are
+// copied while it finishes; it finishes batches itself unless another fiber already does.
+void Primary::copy_chunk(SyncWalk& walk, const meta::SyncChunk& chunk) {
+  {
+    fiber::Permit permit(walk.slots);
+    auto copied = sync_chunk(chunk.offset, chunk.length);
+    if (copied) sync_.synced_bytes += chunk.length;
+    // wait_batch looks at the slots when it runs: after this block gave the permit back
+    // (nothing below suspends).
+    walk.chunk_done.wake_all();
+    SyncWalk::ExtentProgress& done = walk.progress[chunk.extent.value];
+    done.failed = done.failed || !copied;
+    if (--done.outstanding > 0 || !done.last_handed_out) return;
+    bool all_copied = !done.failed;
+    walk.progress.erase(chunk.extent.value);
+    if (!all_copied) return;  // left marked: the next pass copies it again
+    walk.copied.push_back(chunk);
+    walk.copied_bytes += local_.map().extent_length(chunk.extent);
+  }
+  if (walk.finishing) return;  // that fiber takes this extent in its next batch
+  walk.finishing = true;
+  // No suspension between the emptiness check and the reset below: an extent queued after
+  // the last batch was taken finds `finishing` false and starts the next one.
+  while (!walk.copied.empty()) {
+    if (!wait_batch(walk)) break;  // cancelled: the extents stay marked
+    std::vector<meta::SyncChunk> batch = std::move(walk.copied);
+    walk.copied.clear();
+    walk.copied_bytes = 0;
+    ignore_error(finish_extents(batch), "left marked: retried next pass");
+  }
+  walk.finishing = false;
+}
+
+// Lets copied extents gather into one batch, so that one flush on each node and one map
+// write serve many extents: returns once kBatchBytes are copied, or nothing is being
+// copied (the walk reached its end, its chunks failed or syncrate paused it), or
+// kBatchDelayMax after it was called. Errors: cancelled.
+Result<void> Primary::wait_batch(SyncWalk& walk) {
+  Deadline deadline = context_.deadline(kBatchDelayMax);
+  while (walk.copied_bytes < kBatchBytes && walk.slots.in_use() > 0) {
+    fiber::WakeReason reason = walk.chunk_done.wait(deadline);
+    if (reason == fiber::WakeReason::timed_out) break;
+    if (reason != fiber::WakeReason::woken) return fiber::wake_result(reason, "sync batch");
+  }
+  return ok();
 }
 
 // Copies one chunk in the extent's direction, under the sync range lock.
 Result<void> Primary::sync_chunk(std::uint64_t offset, std::uint64_t length) {
   auto guard = locks_.lock(LockKind::sync, offset, length);
   if (!guard) return fail(guard.error());
-  std::vector<std::byte> buffer(length);
+  ByteBuffer buffer(length);  // aligned for the local disk, filled by the read below
   meta::ExtentIndex extent = local_.map().extent_of(offset);
   bool from_secondary =
       sync_source_ == SyncSource::secondary || meta::is_stale(local_.metadata(), extent);
@@ -181,30 +243,51 @@ Result<void> Primary::sync_chunk(std::uint64_t offset, std::uint64_t length) {
   return ok();
 }
 
-// Every chunk of `extent` was copied: make it durable on both nodes (the source may hold
-// it only in a volatile cache too), then clean.
-Result<void> Primary::finish_extent(meta::ExtentIndex extent, std::uint64_t pass) {
-  HAST_TRY(local_.flush());
-  {
-    RemoteOp op(context_.io.scheduler);
-    op.request.cmd = proto::RequestCommand::flush;
-    LegState flushed = submit(op, true) ? wait_remote(op, true) : LegState::unavailable;
-    bool ok = flushed == LegState::ok ||
-              (flushed == LegState::failed && op.error.code() == Errc::unsupported);
-    if (!ok) return fail(op.error);
-  }
+// Every chunk of each extent of `batch` was copied (in either direction): make them
+// durable on both nodes with one FLUSH each side, concurrently (the source may hold the
+// data only in a volatile cache too), then clean them with one map write. Nothing is
+// cleaned unless both flushes succeeded: the extents stay marked and a later pass copies
+// them again.
+Result<void> Primary::finish_extents(const std::vector<meta::SyncChunk>& batch) {
+  RemoteOp op(context_.io.scheduler);
+  op.request.cmd = proto::RequestCommand::flush;
+  bool sent = submit(op, true);
+  Result<void> local = local_.flush();
+  LegState flushed = sent ? wait_remote(op, true) : LegState::unavailable;
+  HAST_TRY(local);
+  bool remote_ok = flushed == LegState::ok ||
+                   (flushed == LegState::failed && op.error.code() == Errc::unsupported);
+  if (!remote_ok) return fail(op.error);
   meta::Activemap& map = local_.map();
-  if (map.sync_extent_done(extent, pass) == meta::NeedsFlush::yes) {
-    HAST_TRY(local_.persist_map(map.generation()));
+  bool persist = false;
+  for (const meta::SyncChunk& extent : batch) {
+    persist = map.sync_extent_done(extent.extent, extent.pass) == meta::NeedsFlush::yes || persist;
   }
-  // Still marked (a write landed after the walk entered it): the secondary's copy stays
-  // the authoritative one until a later pass copies the extent again.
-  if (meta::is_stale(local_.metadata(), extent) && !map.needs_sync(extent) &&
-      map.pending_writes(extent) == 0) {
-    HAST_TRY(local_.update_metadata(
-        [extent](meta::Metadata& updated) { return meta::remove_stale(updated, extent); }));
-  }
-  return ok();
+  if (persist) HAST_TRY(local_.persist_map(map.generation()));
+  return forget_stale_synced(batch);
+}
+
+// Extents of `batch` stale here (defect 3) that are clean now: the copy the walk made is
+// this node's good one. One that is still marked (a write landed after the walk entered
+// it) or written to keeps the secondary's copy authoritative until a later pass.
+Result<void> Primary::forget_stale_synced(const std::vector<meta::SyncChunk>& batch) {
+  const meta::Activemap& map = local_.map();
+  auto repaired = [&map](const meta::Metadata& metadata, meta::ExtentIndex extent) {
+    return meta::is_stale(metadata, extent) && !map.needs_sync(extent) &&
+           map.pending_writes(extent) == 0;
+  };
+  bool any = false;
+  for (const meta::SyncChunk& chunk : batch)
+    any = any || repaired(local_.metadata(), chunk.extent);
+  if (!any) return ok();
+  return local_.update_metadata([&batch, &repaired](meta::Metadata& updated) {
+    bool changed = false;
+    for (const meta::SyncChunk& chunk : batch) {
+      if (repaired(updated, chunk.extent))
+        changed = meta::remove_stale(updated, chunk.extent) || changed;
+    }
+    return changed;
+  });
 }
 
 // Nothing is left to copy while connected: the nodes mirror each other's counters now, and
