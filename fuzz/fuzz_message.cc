@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/assert.h"
+#include "core/io/byte_buffer.h"
 #include "core/proto/frame.h"
 #include "core/proto/messages.h"
 #include "core/proto/nv.h"
@@ -73,8 +74,7 @@ void check_pipeline(Bytes rest) {
   auto nv = Nv::decode(rest.first(nv_size));
   if (!nv) return;
   auto payload = rest.subspan(nv_size);
-  auto data =
-      decode_payload(*nv, std::vector<std::byte>(payload.begin(), payload.end()), pipeline_limit);
+  auto data = decode_payload(*nv, hast::ByteBuffer::copy_of(payload), pipeline_limit);
   if (data) HAST_ASSERT(data->size() <= pipeline_limit);
 }
 

@@ -171,8 +171,11 @@ Result<void> RealConnection::send_gather(std::span<const std::byte> head,
       if (direct < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
       res = direct < 0 ? -errno : static_cast<int>(direct);
     } else {
+      // MSG_WAITALL: the kernel sends the rest as room frees up (a short count only at an
+      // error or a cancellation), one completion and one wake-up instead of one per
+      // partial send.
       auto prep = [&](io_uring_sqe* sqe, int fd) {
-        io_uring_prep_sendmsg(sqe, fd, &message, MSG_NOSIGNAL);
+        io_uring_prep_sendmsg(sqe, fd, &message, MSG_NOSIGNAL | MSG_WAITALL);
       };
       res = socket_.run(ring_, prep, deadline);
     }
@@ -194,12 +197,14 @@ std::size_t RealConnection::take_kept(std::span<std::byte> buffer) {
   return take;
 }
 
-Result<std::size_t> RealConnection::recv_once(std::span<std::byte> into, Deadline deadline) {
+Result<std::size_t> RealConnection::recv_once(std::span<std::byte> into, bool whole,
+                                              Deadline deadline) {
   if (socket_.closed()) return fail(closed_error("recv"));
   std::byte* next = into.data();
   std::size_t length = std::min(into.size(), chunk_bytes_max);
+  int flags = whole ? MSG_WAITALL : 0;
   int res = socket_.run(
-      ring_, [&](io_uring_sqe* sqe, int fd) { io_uring_prep_recv(sqe, fd, next, length, 0); },
+      ring_, [&](io_uring_sqe* sqe, int fd) { io_uring_prep_recv(sqe, fd, next, length, flags); },
       deadline);
   if (res < 0) return fail(failure(res, "recv"));
   if (res == 0) {
@@ -216,14 +221,14 @@ Result<void> RealConnection::recv_exact(std::span<std::byte> buffer, Deadline de
   while (received < buffer.size()) {
     std::size_t left = buffer.size() - received;
     if (left >= read_ahead_bytes) {
-      // Long enough to go straight into the caller's buffer.
-      auto got = recv_once(buffer.subspan(received), deadline);
+      // Long enough to go straight into the caller's buffer, in one completion.
+      auto got = recv_once(buffer.subspan(received), true, deadline);
       if (!got) return fail(got.error());
       received += *got;
       continue;
     }
     HAST_ASSERT(rx_begin_ == 0 && rx_end_ == 0);
-    auto got = recv_once(std::span(rx_.get(), read_ahead_bytes), deadline);
+    auto got = recv_once(std::span(rx_.get(), read_ahead_bytes), false, deadline);
     if (!got) return fail(got.error());
     rx_end_ = *got;
     received += take_kept(buffer.subspan(received));

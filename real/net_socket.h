@@ -109,7 +109,8 @@ class Socket {
 // Read-ahead: a recv_exact of fewer than read_ahead_bytes asks the socket for up to
 // read_ahead_bytes and keeps what it did not ask for, so a message's header, nv and a
 // small payload (a 4 KiB request) cost one ring operation, not three. Longer reads go
-// straight into the caller's buffer once the kept bytes are used up. Kept bytes move with
+// straight into the caller's buffer once the kept bytes are used up, as one ring recv
+// that completes when the buffer is full (MSG_WAITALL), not at every segment. Kept bytes move with
 // the descriptor (take_unread, the constructor's `unread`).
 class RealConnection final : public Connection {
  public:
@@ -121,7 +122,8 @@ class RealConnection final : public Connection {
 
   // Both sends first try a non-blocking sendmsg outside the ring, which a socket with
   // room in its buffer takes whole: no ring operation, no suspension. What it does not
-  // take goes through the ring, one sendmsg of both pieces per operation.
+  // take goes through the ring, one sendmsg of both pieces that completes only once all
+  // of it was sent (MSG_WAITALL), unless an error or the deadline ends it first.
   Result<void> send(std::span<const std::byte> data, Deadline deadline) override;
   Result<void> send_gather(std::span<const std::byte> head, std::span<const std::byte> body,
                            Deadline deadline) override;
@@ -142,8 +144,10 @@ class RealConnection final : public Connection {
   Error closed_error(std::string_view what) const;
   // Moves kept bytes into the front of `buffer`; returns how many.
   std::size_t take_kept(std::span<std::byte> buffer);
-  // One ring recv into `into`: the byte count (> 0) or the error.
-  Result<std::size_t> recv_once(std::span<std::byte> into, Deadline deadline);
+  // One ring recv into `into`: the byte count (> 0) or the error. `whole`: the kernel
+  // fills all of `into` before it completes (MSG_WAITALL; fewer bytes only when the peer
+  // closed, at an error or at the deadline), else it completes with what is there.
+  Result<std::size_t> recv_once(std::span<std::byte> into, bool whole, Deadline deadline);
 
   Ring& ring_;
   Socket socket_;

@@ -67,6 +67,10 @@ Result<std::unique_ptr<BlockFrontend>> RealFrontends::open_nbd(
   options.export_name = resource.name;
   options.export_size = data_size;
   options.block_size_min = std::max<std::uint32_t>(512, disk->properties().sector_size);
+  // Parts up to the largest request we accept: the link splits a longer one for a peer
+  // that takes less (a FreeBSD peer, 128 KiB). A 1 MiB client write is then one local
+  // write and one replication message instead of eight.
+  options.part_bytes_max = proto::request_size_accept_max;
   if (options.address.is_tcp()) {
     log_warning(log_,
                 "[{}] Serving NBD on TCP address {}: NBD has no authentication, anyone "

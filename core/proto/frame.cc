@@ -69,8 +69,8 @@ Result<void> recv_payload(Connection& connection, const RecvLimits& limits, Dead
     message.payload_discarded = true;
     return ok();
   }
-  message.payload.resize(*size);
   if (*size == 0) return ok();
+  message.payload.reset(*size);  // not zero-filled: recv_exact fills all of it
   auto received = connection.recv_exact(message.payload, deadline);
   if (!received) return fail(received.error().wrap(fmt::format("payload of {} bytes", *size)));
   return ok();

@@ -23,6 +23,7 @@
 #include <span>
 #include <vector>
 
+#include "core/io/byte_buffer.h"
 #include "core/io/network.h"
 #include "core/proto/nv.h"
 #include "core/result.h"
@@ -68,9 +69,10 @@ struct Message {
   std::uint8_t version = 0;  // the header version (0..2)
   Nv nv;
   // The payload exactly as received (compressed and checksummed by the sender's
-  // pipeline, see core/proto/transform.h). Empty when the nv has no `size` or when the
-  // payload was discarded.
-  std::vector<std::byte> payload;
+  // pipeline, see core/proto/transform.h), in a buffer aligned for direct I/O, so an
+  // uncompressed WRITE payload can go to the disk as it is. Empty when the nv has no
+  // `size` or when the payload was discarded.
+  ByteBuffer payload;
   // True when the nv announced a payload over RecvLimits::payload_max that was read and
   // thrown away: the caller must reject the message (EINVAL) and may keep the connection.
   bool payload_discarded = false;

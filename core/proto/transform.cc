@@ -118,7 +118,7 @@ Result<void> verify_checksum(const Nv& nv, std::span<const std::byte> received) 
   return ok();
 }
 
-Result<Bytes> hole_decompress(const Bytes& received, std::size_t size_max) {
+Result<ByteBuffer> hole_decompress(const ByteBuffer& received, std::size_t size_max) {
   if (received.size() != origsize_size) {
     return fail(
         Errc::corruption,
@@ -129,10 +129,10 @@ Result<Bytes> hole_decompress(const Bytes& received, std::size_t size_max) {
     return fail(Errc::invalid_argument,
                 fmt::format("hole of {} bytes over the limit of {}", origsize, size_max));
   }
-  return Bytes(origsize, std::byte{0});
+  return ByteBuffer(origsize, std::byte{0});
 }
 
-Result<Bytes> lzf_decompress_payload(const Bytes& received, std::size_t size_max) {
+Result<ByteBuffer> lzf_decompress_payload(const ByteBuffer& received, std::size_t size_max) {
   if (received.size() <= origsize_size) {
     return fail(Errc::corruption, fmt::format("lzf payload of {} bytes", received.size()));
   }
@@ -145,7 +145,7 @@ Result<Bytes> lzf_decompress_payload(const Bytes& received, std::size_t size_max
     return fail(Errc::invalid_argument,
                 fmt::format("lzf original size {} over the limit of {}", origsize, size_max));
   }
-  Bytes out(origsize);
+  ByteBuffer out(origsize);  // lzf_decompress writes all of it, or the stream is rejected
   auto stream_size = static_cast<unsigned int>(received.size() - origsize_size);
   unsigned int produced =
       lzf_decompress(received.data() + origsize_size, stream_size, out.data(), origsize);
@@ -157,7 +157,7 @@ Result<Bytes> lzf_decompress_payload(const Bytes& received, std::size_t size_max
   return out;
 }
 
-Result<Bytes> decompress(const Nv& nv, Bytes received, std::size_t size_max) {
+Result<ByteBuffer> decompress(const Nv& nv, ByteBuffer received, std::size_t size_max) {
   auto name = optional_string(nv, "compression");
   if (!name) return fail(name.error());
   if (!name->has_value()) return received;
@@ -207,8 +207,8 @@ std::optional<Checksum> parse_checksum(std::string_view name) {
   return std::nullopt;
 }
 
-EncodedPayload encode_payload_view(Nv& nv, std::span<const std::byte> data,
-                                   Compression compression, Checksum checksum) {
+EncodedPayload encode_payload_view(Nv& nv, std::span<const std::byte> data, Compression compression,
+                                   Checksum checksum) {
   HAST_ASSERT(data.size() <= std::numeric_limits<std::uint32_t>::max());
   EncodedPayload out;
   if (data.empty()) return out;
@@ -242,8 +242,7 @@ std::vector<std::byte> encode_payload(Nv& nv, std::span<const std::byte> data,
   return std::vector<std::byte>(encoded.bytes.begin(), encoded.bytes.end());
 }
 
-Result<std::vector<std::byte>> decode_payload(const Nv& nv, std::vector<std::byte> received,
-                                              std::size_t size_max) {
+Result<ByteBuffer> decode_payload(const Nv& nv, ByteBuffer received, std::size_t size_max) {
   if (received.empty()) return received;
   if (received.size() > size_max) {
     return fail(Errc::invalid_argument,

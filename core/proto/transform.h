@@ -34,6 +34,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/io/byte_buffer.h"
 #include "core/proto/nv.h"
 #include "core/result.h"
 
@@ -76,8 +77,8 @@ struct EncodedPayload {
 // unless it was compressed; appends the pipeline fields and `size` to `nv`. An empty
 // `data` gives empty bytes and adds nothing. Asserts that data fits a uint32. Pure; needs
 // transform_stack_size_min of stack for Compression::lzf.
-EncodedPayload encode_payload_view(Nv& nv, std::span<const std::byte> data,
-                                   Compression compression, Checksum checksum);
+EncodedPayload encode_payload_view(Nv& nv, std::span<const std::byte> data, Compression compression,
+                                   Checksum checksum);
 
 // The same pipeline, returning its own copy of the bytes to send (encode_payload_view
 // avoids the copy of an uncompressed payload).
@@ -86,7 +87,9 @@ std::vector<std::byte> encode_payload(Nv& nv, std::span<const std::byte> data,
 
 // Receive pipeline: verifies the checksum of `received` (the payload as read from the
 // wire), then decompresses it. `size_max` bounds both the received and the decompressed
-// size. An empty `received` is returned as is, fields unchecked (FreeBSD reads nothing).
+// size. An uncompressed payload is returned as the same buffer, not copied (so it keeps
+// its alignment, and a disk opened with O_DIRECT can write it as is). An empty
+// `received` is returned as is, fields unchecked (FreeBSD reads nothing).
 // Errors:
 //   - received or decompressed size over size_max → Errc::invalid_argument;
 //   - an unknown `checksum` or `compression` value → Errc::unsupported;
@@ -94,7 +97,6 @@ std::vector<std::byte> encode_payload(Nv& nv, std::span<const std::byte> data,
 //     a `hole` payload not exactly 4 bytes, an lzf payload of <= 4 bytes, an lzf origsize
 //     <= 1024, an lzf stream that does not decompress to exactly origsize, a mistyped
 //     `checksum`/`compression` field → Errc::corruption.
-Result<std::vector<std::byte>> decode_payload(const Nv& nv, std::vector<std::byte> received,
-                                              std::size_t size_max);
+Result<ByteBuffer> decode_payload(const Nv& nv, ByteBuffer received, std::size_t size_max);
 
 }  // namespace hast::proto

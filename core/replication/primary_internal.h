@@ -1,6 +1,7 @@
 // Internal types of the Primary, shared by primary.cc, primary_link.cc and primary_sync.cc.
 #pragma once
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <optional>
@@ -24,15 +25,45 @@ inline void ignore_needs_persist(bool changed) {
 }
 
 // One request to the secondary and what came back. Owned by the fiber that issued it,
-// which keeps it (and the buffers it points to) alive until the final reply or until the
-// link gives it up; forget() removes it from the link before it is destroyed.
+// which keeps it (and the buffers it points to) alive until wait_remote() returned its
+// final state: that is after the final reply or after the link gave it up, and never
+// while the sender still reads `data` (`sending`); forget() removes it from the link
+// before it is destroyed.
 struct Primary::RemoteOp {
   explicit RemoteOp(fiber::Scheduler& scheduler) : changed(scheduler) {}
+  ~RemoteOp() {
+    HAST_ASSERT_MSG(!sending || changed.scheduler().is_shut_down(),
+                    "{} request (seq {}) destroyed while the sender reads its data",
+                    proto::request_command_name(request.cmd), request.seq);
+  }
+  RemoteOp(const RemoteOp&) = delete;
+  RemoteOp& operator=(const RemoteOp&) = delete;
 
   proto::Request request;
-  std::span<const std::byte> data;  // WRITE: what to send
+  std::span<const std::byte> data;  // WRITE: what to send (sent in place, not copied)
   std::span<std::byte> read_into;   // READ: where the data goes
   bool received = false;            // memsync's early reply came
+  // The link's sender is sending this request: `data` is being read by the transport. It
+  // wakes `changed` when done; wait_remote() does not return a final state before.
+  bool sending = false;
+  // A READ or WRITE longer than the peer accepts goes as `pieces` protocol requests of
+  // `piece_bytes` (the last one shorter), with seqs request.seq .. request.seq + pieces - 1.
+  // It is received once every piece was, and final once every piece's final reply came
+  // (failed if any piece failed). Set by submit().
+  std::uint64_t piece_bytes = 0;
+  std::uint32_t pieces = 1;
+  std::uint32_t pieces_received = 0;
+  std::uint32_t pieces_left = 0;  // final replies still to come
+  bool piece_failed = false;
+
+  // Where piece `seq` starts within the op's range, and its length.
+  std::uint64_t piece_at(std::uint64_t seq) const {
+    HAST_ASSERT(seq >= request.seq && seq - request.seq < pieces);
+    return (seq - request.seq) * piece_bytes;
+  }
+  std::uint64_t piece_length(std::uint64_t seq) const {
+    return std::min(piece_bytes, request.length - piece_at(seq));
+  }
   LegState final = LegState::pending;
   Error error{Errc::io};   // when final is failed or unavailable
   std::uint64_t link = 0;  // the link it was queued on (0: none)

@@ -181,11 +181,15 @@ void Primary::run_link(Link& link) {
   HAST_ASSERT(!link.up);
 }
 
+// A WRITE's payload goes out from the op's own buffer (no copy unless compressed): the op
+// is marked `sending` meanwhile, so its owner keeps the buffer until the send returned,
+// even when the link goes down or the op is given up during the send (wait_remote).
 void Primary::sender_loop(Link& link) {
   while (link.up) {
     auto seq = link.queue.pop(link.last_send + context_.timing.keepalive);
     proto::Nv nv;
-    std::vector<std::byte> payload;
+    proto::EncodedPayload payload;
+    RemoteOp* sending = nullptr;
     if (!seq) {
       if (seq.error().code() != Errc::timed_out) return link_down(link, seq.error());
       nv = proto::Request{}.to_nv();  // KEEPALIVE: nothing was sent for a while
@@ -197,14 +201,29 @@ void Primary::sender_loop(Link& link) {
       auto found = link.pending.find(*seq);
       if (found == link.pending.end()) continue;  // its request was cancelled
       RemoteOp& op = *found->second;
-      nv = op.request.to_nv();
+      proto::Request piece = op.request;  // one piece of a longer op, or all of it
+      piece.seq = *seq;
+      piece.offset += op.piece_at(*seq);
+      if (op.request.cmd == proto::RequestCommand::read ||
+          op.request.cmd == proto::RequestCommand::write) {
+        piece.length = op.piece_length(*seq);
+      }
+      nv = piece.to_nv();
       if (op.request.cmd == proto::RequestCommand::write) {
-        payload = proto::encode_payload(nv, op.data, context_.config.compression,
-                                        context_.config.checksum);
+        auto data = op.data.subspan(op.piece_at(*seq), piece.length);
+        payload = proto::encode_payload_view(nv, data, context_.config.compression,
+                                             context_.config.checksum);
+        sending = &op;
+        op.sending = true;
       }
     }
-    auto sent = proto::send_message(*link.out, link.version, nv, payload,
+    auto sent = proto::send_message(*link.out, link.version, nv, payload.bytes,
                                     context_.deadline(context_.timing.timeout));
+    if (sending != nullptr) {
+      // Still alive: its owner waits for this (a forced unwind at shutdown skips it).
+      sending->sending = false;
+      sending->changed.wake_all();
+    }
     if (!sent) return link_down(link, sent.error());
     link.last_send = context_.io.clock.now();
   }
@@ -228,31 +247,41 @@ void Primary::receiver_loop(Link& link) {
     if (found == link.pending.end()) continue;  // a cancelled request's reply
     RemoteOp& op = *found->second;
     if (reply->received) {
+      if (++op.pieces_received < op.pieces) continue;
       op.received = true;
       op.changed.wake_all();
       continue;
     }
     link.pending.erase(found);
-    if (reply->error != 0) {
-      op.final = LegState::failed;
-      op.error =
-          Error(proto::errc_from_wire_errno(reply->error),
-                fmt::format("remote {} failed", proto::request_command_name(op.request.cmd)));
-    } else if (op.request.cmd == proto::RequestCommand::read) {
-      auto data =
-          proto::decode_payload(message->nv, std::move(message->payload), op.read_into.size());
-      if (!data || data->size() != op.read_into.size()) {
-        op.final = LegState::failed;
-        op.error = data ? Error(Errc::corruption, "short remote read") : data.error();
-      } else {
-        std::copy(data->begin(), data->end(), op.read_into.begin());
-        op.final = LegState::ok;
-      }
-    } else {
-      op.final = LegState::ok;
-    }
-    op.changed.wake_all();
+    piece_replied(op, reply->seq, *reply, *message);
   }
+}
+
+// The final reply to piece `seq` of `op` (all of it unless the op was split): the op is
+// final once every piece's final reply came, failed if any piece failed.
+void Primary::piece_replied(RemoteOp& op, std::uint64_t seq, const proto::Reply& reply,
+                            proto::Message& message) {
+  HAST_ASSERT(op.pieces_left > 0);
+  op.pieces_left--;
+  auto failed = [&op](Error error) {
+    if (!op.piece_failed) op.error = std::move(error);  // the first failure names the op's
+    op.piece_failed = true;
+  };
+  if (reply.error != 0) {
+    failed(Error(proto::errc_from_wire_errno(reply.error),
+                 fmt::format("remote {} failed", proto::request_command_name(op.request.cmd))));
+  } else if (op.request.cmd == proto::RequestCommand::read) {
+    auto into = op.read_into.subspan(op.piece_at(seq), op.piece_length(seq));
+    auto data = proto::decode_payload(message.nv, std::move(message.payload), into.size());
+    if (!data || data->size() != into.size()) {
+      failed(data ? Error(Errc::corruption, "short remote read") : data.error());
+    } else {
+      std::copy(data->begin(), data->end(), into.begin());
+    }
+  }
+  if (op.pieces_left > 0) return;
+  op.final = op.piece_failed ? LegState::failed : LegState::ok;
+  op.changed.wake_all();
 }
 
 void Primary::link_down(Link& link, const Error& why) {
@@ -287,26 +316,40 @@ void Primary::link_down(Link& link, const Error& why) {
   context_.report(HookEvent::disconnect);
 }
 
+// A READ or WRITE longer than the peer accepts (a FreeBSD peer: 128 KiB) is split into
+// pieces of the peer's size, each its own protocol request (RemoteOp::pieces).
 bool Primary::submit(RemoteOp& op, bool may_wait) {
   if (link_ == nullptr || !link_->up) return false;
   Link& link = *link_;
-  std::uint64_t seq = link.next_seq++;
-  op.request.seq = seq;
+  std::uint64_t limit = proto::request_size_send_max(link.peer);
+  bool sized = op.request.cmd == proto::RequestCommand::read ||
+               op.request.cmd == proto::RequestCommand::write;
+  op.piece_bytes = sized ? std::min(limit, op.request.length) : op.request.length;
+  op.pieces = sized ? static_cast<std::uint32_t>((op.request.length + limit - 1) / limit) : 1;
+  HAST_ASSERT(op.pieces >= 1);
+  op.request.seq = link.next_seq;
+  link.next_seq += op.pieces;
   op.link = link.number;
   op.received = false;
+  op.pieces_received = 0;
+  op.pieces_left = op.pieces;
+  op.piece_failed = false;
   op.final = LegState::pending;
-  link.pending.emplace(seq, &op);
-  bool queued = false;
-  if (may_wait) {
-    queued = link.queue.push(seq).has_value();
-  } else {
+  for (std::uint32_t i = 0; i < op.pieces; i++)
+    link.pending.emplace(op.request.seq + i, &op);
+  bool queued = true;
+  for (std::uint32_t i = 0; i < op.pieces && queued && link.up; i++) {
     // async: never wait for a slow peer (defect 10). A full queue drops the send; the
     // caller counts it in the replication backlog otherwise (see the table in write_ack.h).
-    queued = link.queue.try_push(seq);
+    std::uint64_t seq = op.request.seq + i;
+    queued = may_wait ? link.queue.push(seq).has_value() : link.queue.try_push(seq);
   }
   if (!queued || !link.up) {
-    link.pending.erase(seq);
-    op.link = 0;
+    forget(op);  // pieces already queued are skipped by the sender
+    // A piece may be on its way out while a later one waited for room.
+    while (op.sending) {
+      if (op.changed.wait(std::nullopt, false) != fiber::WakeReason::woken) break;  // shutdown
+    }
     return false;
   }
   link.work.wake_all();
@@ -315,7 +358,8 @@ bool Primary::submit(RemoteOp& op, bool may_wait) {
 
 void Primary::forget(RemoteOp& op) {
   if (op.link == 0 || link_ == nullptr || link_->number != op.link) return;
-  link_->pending.erase(op.request.seq);
+  for (std::uint32_t i = 0; i < op.pieces; i++)
+    link_->pending.erase(op.request.seq + i);
   op.link = 0;
 }
 
@@ -326,6 +370,13 @@ LegState Primary::wait_remote(RemoteOp& op, bool until_final) {
       op.final = LegState::unavailable;
       op.error = Error(Errc::cancelled, "request cancelled");
     }
+  }
+  // Final (the link gave it up, or it was cancelled) while the sender still reads its
+  // data: the caller may free that only once the send returned. Not interruptible: the
+  // send is bounded by its deadline and ends at once when the link goes down; only a
+  // shutdown ends this wait early.
+  while (op.final != LegState::pending && op.sending) {
+    if (op.changed.wait(std::nullopt, false) != fiber::WakeReason::woken) break;  // shutdown
   }
   return op.final;
 }

@@ -1,6 +1,7 @@
 // The secondary's session (see secondary.h).
 #include "core/replication/secondary.h"
 
+#include <memory>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "core/fiber/channel.h"
 #include "core/fiber/semaphore.h"
 #include "core/fiber/task_group.h"
+#include "core/io/byte_buffer.h"
 #include "core/proto/frame.h"
 #include "core/proto/transform.h"
 #include "core/replication/decision.h"
@@ -25,7 +27,7 @@ constexpr std::size_t kReplyQueueMax = 2 * kRequestsInFlightMax;
 
 struct OutReply {
   proto::Reply reply;
-  std::vector<std::byte> data{};  // READ data
+  ByteBuffer data{};  // READ data, read from the disk into this aligned buffer and sent from it
 };
 
 proto::Reply error_reply(std::uint64_t seq, Errc code) {
@@ -39,7 +41,8 @@ proto::Reply error_reply(std::uint64_t seq, Errc code) {
 
 struct SecondarySession::Pending {
   proto::Request request;
-  std::vector<std::byte> data{};  // WRITE data
+  // WRITE data: the received payload's own aligned buffer, written to the disk as it is.
+  ByteBuffer data{};
   std::uint64_t reservation = 0;
 };
 
@@ -156,9 +159,9 @@ Result<void> SecondarySession::handshake(const proto::IdentityRequest& identity)
   reply.extensions = our_extensions();
   proto::Nv nv = reply.to_nv();
   auto payload =
-      proto::encode_payload(nv, *map, context_.config.compression, context_.config.checksum);
-  HAST_TRY(
-      proto::send_message(in_, version_, nv, payload, context_.deadline(context_.timing.timeout)));
+      proto::encode_payload_view(nv, *map, context_.config.compression, context_.config.checksum);
+  HAST_TRY(proto::send_message(in_, version_, nv, payload.bytes,
+                               context_.deadline(context_.timing.timeout)));
   peer_extensions_ = identity.extensions;
   split_brain_reported_ = false;
   log_info(context_.io.log, "[{}] Connected to the primary ({}, sync from {}).",
@@ -196,9 +199,10 @@ void SecondarySession::sender_loop() {
     auto next = state.replies.pop();
     if (!next) return;
     proto::Nv nv = next->reply.to_nv();
-    auto payload = proto::encode_payload(nv, next->data, context_.config.compression,
-                                         context_.config.checksum);
-    auto sent = proto::send_message(out_, version_, nv, payload,
+    // Sent from the reply's own buffer, which lives until the send returned.
+    auto payload = proto::encode_payload_view(nv, next->data, context_.config.compression,
+                                              context_.config.checksum);
+    auto sent = proto::send_message(out_, version_, nv, payload.bytes,
                                     context_.deadline(context_.timing.timeout));
     if (!sent) {
       state.failure = sent.error().wrap("Unable to send reply");
@@ -273,8 +277,9 @@ Result<void> SecondarySession::receive_one() {
     state.order.cancel_reservation(pending.reservation);
     return fail(permit.error());
   }
-  auto spawned = state.group.spawn(
-      "secondary-op", [this, p = std::move(pending)]() mutable { execute(std::move(p)); });
+  // std::function needs a copyable body: the move-only request travels behind a pointer.
+  auto shared = std::make_shared<Pending>(std::move(pending));
+  auto spawned = state.group.spawn("secondary-op", [this, shared] { execute(std::move(*shared)); });
   if (!spawned) {
     state.slots.release();
     return fail(spawned.error());
@@ -296,7 +301,7 @@ void SecondarySession::execute(Pending pending) {
   switch (request.cmd) {
     case proto::RequestCommand::read:
       stats_.reads++;
-      out.data.resize(request.length);
+      out.data.reset(request.length);  // not zero-filled: the read fills it
       result = local_.read(request.offset, out.data);
       if (!result) out.data.clear();
       break;

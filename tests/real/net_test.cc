@@ -475,6 +475,47 @@ TEST_CASE("RealNetwork: the peer's close ends recv and then send", "[real][net]"
   loop.run();
 }
 
+// A recv of read_ahead_bytes or more goes into the caller's buffer as one ring recv that
+// waits for all of it (MSG_WAITALL): bytes sent in pieces still arrive whole and in order,
+// and the deadline and the peer's close still end it when the rest never comes.
+TEST_CASE("RealNetwork: a long recv gathers pieces, and ends at the deadline or the close",
+          "[real][net]") {
+  FdLeakCheck leaks;
+  Loop loop;
+  loop.spawn("test", [&] {
+    constexpr std::size_t piece = 20 * 1024;  // 3 pieces: far over the 8 KiB read-ahead
+    Pair pair = open_pair(loop, address("tcp://127.0.0.1"));
+    auto data = pattern_bytes(3 * piece, 5);
+    loop.spawn("pieces", [&] {
+      for (std::size_t at = 0; at < data.size(); at += piece) {
+        if (at > 0) REQUIRE(loop.scheduler.sleep_for(30ms));
+        REQUIRE(pair.client->send(std::span(data).subspan(at, piece), loop.after(5s)));
+      }
+    });
+    std::vector<std::byte> got(data.size());
+    REQUIRE(pair.server->recv_exact(got, loop.after(5s)));
+    CHECK(got == data);
+
+    // Only a piece comes: the deadline ends the wait for the rest.
+    REQUIRE(pair.client->send(std::span(data).first(piece), loop.after(5s)));
+    Instant start = loop.clock.now();
+    auto partial = pair.server->recv_exact(got, loop.after(100ms));
+    REQUIRE_FALSE(partial);
+    CHECK(partial.error().code() == Errc::timed_out);
+    CHECK(loop.clock.now() - start >= 100ms);
+
+    // A piece, then the peer closes: the end of the stream ends it.
+    Pair other = open_pair(loop, address("tcp://127.0.0.1"));
+    REQUIRE(other.client->send(std::span(data).first(piece), loop.after(5s)));
+    other.client->close();
+    auto closed = other.server->recv_exact(got, loop.after(5s));
+    REQUIRE_FALSE(closed);
+    CHECK(closed.error().code() == Errc::disconnected);
+    CHECK_THAT(closed.error().message(), Catch::Contains("peer closed"));
+  });
+  loop.run();
+}
+
 TEST_CASE("RealNetwork: cancelling a fiber ends its recv with cancelled", "[real][net]") {
   FdLeakCheck leaks;
   Loop loop;

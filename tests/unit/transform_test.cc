@@ -13,6 +13,7 @@
 #include <catch2/catch.hpp>
 
 #include "core/fiber/scheduler.h"
+#include "core/io/byte_buffer.h"
 #include "core/proto/nv.h"
 #include "core/proto/transform.h"
 #include "tests/support/property.h"
@@ -63,6 +64,13 @@ std::vector<std::string> names(const Nv& nv) {
   return out;
 }
 
+// decode_payload on a ByteBuffer copy of `received`, its result as Bytes.
+hast::Result<Bytes> decode(const Nv& nv, const Bytes& received, std::size_t limit) {
+  auto out = hast::proto::decode_payload(nv, hast::ByteBuffer::copy_of(received), limit);
+  if (!out) return hast::fail(out.error());
+  return Bytes(out->begin(), out->end());
+}
+
 // Runs the send pipeline on a fresh nv; returns the nv and the bytes to send.
 std::pair<Nv, Bytes> send(const Bytes& data, Compression compression, Checksum checksum) {
   Nv nv;
@@ -72,7 +80,7 @@ std::pair<Nv, Bytes> send(const Bytes& data, Compression compression, Checksum c
 
 void require_failure(const Nv& nv, const Bytes& received, std::size_t limit, Errc code,
                      const std::string& needle) {
-  auto decoded = hast::proto::decode_payload(nv, received, limit);
+  auto decoded = decode(nv, received, limit);
   REQUIRE_FALSE(decoded.has_value());
   INFO(decoded.error().message());
   CHECK(decoded.error().code() == code);
@@ -143,7 +151,7 @@ TEST_CASE("Transform: crc32 pipeline fields match hand-written bytes", "[unit][p
       0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,  //
   });
   CHECK(nv.encode() == expected);
-  auto back = hast::proto::decode_payload(nv, out, 9);
+  auto back = decode(nv, out, 9);
   REQUIRE(back.has_value());
   CHECK(*back == text("123456789"));
 }
@@ -163,7 +171,7 @@ TEST_CASE("Transform: hole pipeline sends the 4-byte length", "[unit][proto]") {
       0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,  //
   });
   CHECK(nv.encode() == expected);
-  CHECK(*hast::proto::decode_payload(nv, out, 4096) == Bytes(4096));
+  CHECK(*decode(nv, out, 4096) == Bytes(4096));
 }
 
 TEST_CASE("Transform: sha256 uses the 32-byte digest", "[unit][proto]") {
@@ -231,7 +239,7 @@ TEST_CASE("Transform: lzf only over 1024 bytes and only when it saves 1024", "[u
   CHECK(std::vector<std::byte>(good_out.begin(), good_out.begin() + 4) ==
         raw({0x00, 0x10, 0x00, 0x00}));
   CHECK(good_out.size() <= 4 + 4096 - 1024);
-  CHECK(*hast::proto::decode_payload(good, good_out, 4096) == repeated("a", 4096));
+  CHECK(*decode(good, good_out, 4096) == repeated("a", 4096));
   // hole compression does not try lzf.
   auto [hole, hole_out] = send(repeated("a", 4096), Compression::hole, Checksum::none);
   CHECK_FALSE(hole.exists("compression"));
@@ -285,7 +293,7 @@ TEST_CASE("Transform: the receiver rejects every malformed payload", "[unit][pro
     require_failure(hole, raw({0, 0x10, 0, 0, 0}), 100, Errc::corruption, "invalid size: 5");
     require_failure(hole, raw({0, 0x10, 0}), 100, Errc::corruption, "invalid size: 3");
     require_failure(hole, raw({0x01, 0x10, 0, 0}), 4096, Errc::invalid_argument, "4097");
-    CHECK(*hast::proto::decode_payload(hole, raw({0x00, 0x10, 0, 0}), 4096) == Bytes(4096));
+    CHECK(*decode(hole, raw({0x00, 0x10, 0, 0}), 4096) == Bytes(4096));
   }
   SECTION("lzf payload of 4 bytes or less, small origsize, bad stream") {
     Nv lzf = with({{"compression", "lzf"}});
@@ -309,7 +317,7 @@ TEST_CASE("Transform: the receiver rejects every malformed payload", "[unit][pro
     require_failure(crc_nv, crc_out, 8, Errc::invalid_argument, "payload of 9 bytes");
   }
   SECTION("an empty payload is returned without looking at the fields") {
-    auto empty = hast::proto::decode_payload(with({{"checksum", "md5"}}), {}, 0);
+    auto empty = decode(with({{"checksum", "md5"}}), {}, 0);
     REQUIRE(empty.has_value());
     CHECK(empty->empty());
   }
@@ -333,7 +341,7 @@ TEST_CASE("Transform: every configuration round-trips every kind of data", "[uni
     RC_ASSERT(nv.get_uint32("size").value_or(0) == out.size());
     RC_ASSERT(nv.exists("checksum") == (checksum != Checksum::none && !data.empty()));
     if (compression == Compression::none) RC_ASSERT(!nv.exists("compression"));
-    auto back = hast::proto::decode_payload(nv, out, data.size());
+    auto back = decode(nv, out, data.size());
     RC_ASSERT(back.has_value());
     RC_ASSERT(*back == data);
   });
@@ -353,7 +361,7 @@ TEST_CASE("Transform: mutated payloads and fields fail cleanly", "[unit][proto]"
       mutated[at] ^= static_cast<std::byte>(*rc::gen::inRange(1, 256));
     }
     if (*rc::gen::arbitrary<bool>()) mutated.resize(*rc::gen::inRange<std::size_t>(0, out.size()));
-    auto back = hast::proto::decode_payload(nv, mutated, 1 << 20);
+    auto back = decode(nv, mutated, 1 << 20);
     // An empty payload is never checked (FreeBSD reads nothing); any other change is caught.
     bool changed = mutated != out && !mutated.empty();
     if (checksum != Checksum::none && changed) RC_ASSERT(!back.has_value());
@@ -366,7 +374,7 @@ TEST_CASE("Transform: mutated payloads and fields fail cleanly", "[unit][proto]"
                                                     std::string("y")));
     auto hash = *rc::gen::container<std::vector<std::uint8_t>>(rc::gen::arbitrary<std::uint8_t>());
     if (!hash.empty()) fields.add_uint8_array("hash", hash);
-    auto other = hast::proto::decode_payload(fields, mutated, 1 << 20);
+    auto other = decode(fields, mutated, 1 << 20);
     if (other) RC_ASSERT(other->size() <= (1u << 20));
   });
 }
@@ -387,7 +395,7 @@ TEST_CASE("Transform: every pipeline fits a fiber stack of the production size",
         Nv nv;
         auto out = hast::proto::encode_payload(nv, data, compression, checksum);
         lzf_used = lzf_used || nv.get_string("compression") == "lzf";
-        auto back = hast::proto::decode_payload(nv, out, data.size());
+        auto back = decode(nv, out, data.size());
         if (back && *back == data) round_trips++;
       };
       REQUIRE(scheduler.spawn("transform", body).has_value());
@@ -426,7 +434,27 @@ TEST_CASE("Transform: the view sends uncompressed data in place, else what it co
     }
   }
   Nv empty;
-  CHECK(hast::proto::encode_payload_view(empty, {}, Compression::lzf, Checksum::crc32)
-            .bytes.empty());
+  CHECK(
+      hast::proto::encode_payload_view(empty, {}, Compression::lzf, Checksum::crc32).bytes.empty());
   CHECK(empty.empty());
+}
+
+TEST_CASE("Transform: the receiver hands an uncompressed payload back in its own buffer",
+          "[unit][proto]") {
+  for (auto compression : {Compression::none, Compression::hole, Compression::lzf}) {
+    for (auto checksum : {Checksum::none, Checksum::crc32, Checksum::sha256}) {
+      for (const Bytes& data : {pseudo_random(4096, 9), Bytes(4096), repeated("hast", 8192)}) {
+        auto [nv, out] = send(data, compression, checksum);
+        auto received = hast::ByteBuffer::copy_of(out);
+        const std::byte* where = received.data();
+        auto back = hast::proto::decode_payload(nv, std::move(received), data.size());
+        REQUIRE(back.has_value());
+        CHECK(std::equal(back->begin(), back->end(), data.begin(), data.end()));
+        // Aligned for direct I/O however it was decoded.
+        CHECK(reinterpret_cast<std::uintptr_t>(back->data()) % hast::byte_buffer_alignment == 0);
+        // Not compressed: the same buffer, no copy.
+        if (nv.find("compression") == nullptr) CHECK(back->data() == where);
+      }
+    }
+  }
 }
