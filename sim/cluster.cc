@@ -1,6 +1,8 @@
 // The simulated two-node cluster (see cluster.h).
 #include "sim/cluster.h"
 
+#include <utility>
+
 #include <fmt/format.h>
 
 #include "core/replication/local_component.h"
@@ -93,6 +95,8 @@ SimCluster::~SimCluster() {
 
 void SimCluster::start(NodeId id, bool create) {
   create_pending_[id] = create;
+  pending_role_[id].reset();
+  started_at_[id] = world_.now();
   world_.node(id).start();
 }
 
@@ -106,11 +110,7 @@ void SimCluster::program(NodeId id, NodeIo& io) {
     }
   } forget{*this, id};
   if (create_pending_[id]) {
-    replication::CreateOptions create{options_.extent_size, options_.keep_dirty, 0};
-    auto created = replication::create_local(io.disk, options_.resource_name, create);
-    HAST_ASSERT_MSG(created.has_value(), "create: {}", created.error().message());
-    data_size_ = created->data_size_bytes;
-    local_offset_ = created->local_offset_bytes;
+    if (!create_resource(id, io)) return;  // the node died meanwhile
     create_pending_[id] = false;
   }
   config::NodeIdentity identity;
@@ -126,18 +126,39 @@ void SimCluster::program(NodeId id, NodeIo& io) {
   fiber::Channel<Command> inbox(io.scheduler, 16);
   inboxes_[id] = &inbox;
   running_[id] = &hast;
+  if (auto role = std::exchange(pending_role_[id], std::nullopt)) {
+    HAST_ASSERT(inbox.try_push(Command{*role}));
+  }
   while (true) {
     auto command = inbox.pop();
     if (!command) break;
     if (command->create) {
       ignore_error(hast.set_role(options_.resource_name, meta::Role::init), "logged by the node");
-      replication::CreateOptions create{options_.extent_size, options_.keep_dirty, 0};
-      auto created = replication::create_local(io.disk, options_.resource_name, create);
-      if (!created) log_error(io.log, "[shared] create failed: {}", created.error().message());
+      if (!create_resource(id, io)) break;  // the node is shutting down
     }
     ignore_error(hast.set_role(options_.resource_name, command->role), "logged by the node");
   }
   hast.stop();
+}
+
+// `hastctl create` as an operator runs it: when it fails (a disk fault the simulation
+// injected), the error is logged and the command run again after a pause, until it
+// succeeds. False when the node is shutting down meanwhile.
+bool SimCluster::create_resource(NodeId id, NodeIo& io) {
+  replication::CreateOptions create{options_.extent_size, options_.keep_dirty, 0};
+  for (std::uint64_t attempt = 1;; attempt++) {
+    auto created = replication::create_local(io.disk, options_.resource_name, create);
+    if (created) {
+      data_size_ = created->data_size_bytes;
+      local_offset_ = created->local_offset_bytes;
+      return true;
+    }
+    create_failures_++;
+    world_.trace("operator.create_failed", id, attempt);
+    log_error(io.log, "[{}] hastctl create failed (attempt {}): {}; running it again",
+              options_.resource_name, attempt, created.error().message());
+    if (!io.scheduler.sleep_for(create_retry_pause)) return false;
+  }
 }
 
 void SimCluster::start_pair(NodeId primary, NodeId secondary, std::optional<Duration> workload_at) {
@@ -152,6 +173,12 @@ void SimCluster::start_pair(NodeId primary, NodeId secondary, std::optional<Dura
 }
 
 bool SimCluster::set_role(NodeId id, meta::Role role) {
+  if (inboxes_[id] == nullptr && world_.node(id).running() && create_pending_[id]) {
+    // `hastctl create` is still being run again: the role waits for hastd.
+    world_.trace("operator.role_pending", id, meta::role_code(role));
+    pending_role_[id] = role;
+    return true;
+  }
   if (inboxes_[id] == nullptr) return false;
   world_.trace("operator.role", id, meta::role_code(role));
   return inboxes_[id]->try_push(Command{role});
@@ -199,6 +226,13 @@ std::uint64_t SimCluster::count_events(NodeId id, replication::HookEvent event) 
     if (recorded.node == id && recorded.record.event == event) count++;
   }
   return count;
+}
+
+std::optional<Instant> SimCluster::last_event(NodeId id, replication::HookEvent event) const {
+  for (auto recorded = events_.rbegin(); recorded != events_.rend(); ++recorded) {
+    if (recorded->node == id && recorded->record.event == event) return recorded->when;
+  }
+  return std::nullopt;
 }
 
 void SimCluster::swap_in_foreign_disk(NodeId id, std::uint64_t resuid) {

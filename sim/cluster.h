@@ -80,11 +80,16 @@ class SimCluster {
 
   // ---- Operator (world context: callable from world events) ----
   // Starts a node; with `create`, it first runs `hastctl create` on its disk.
+  // A `hastctl create` that fails (an injected disk fault) is logged and run again every
+  // create_retry_pause until it succeeds, as an operator would; hastd starts after it, and
+  // a role set meanwhile (set_role) is applied then.
   void start(NodeId id, bool create = false);
+  static constexpr Duration create_retry_pause = std::chrono::milliseconds(10);
   // The walk-through's start: both nodes created and started, `secondary` made secondary
   // and `primary` primary at 10 ms, the workload started at `workload_at` (if given).
   void start_pair(NodeId primary, NodeId secondary, std::optional<Duration> workload_at);
-  // Queues a role change on a running node; false when the node is down.
+  // Queues a role change on a running node; false when the node is down. While the node's
+  // `hastctl create` is still being run again, the last role set is kept for its hastd.
   bool set_role(NodeId id, meta::Role role);
   // `hastctl role init; hastctl create; hastctl role <role>` on a running node: its data
   // is discarded and the next handshake makes it a sync target (split-brain recovery).
@@ -104,6 +109,12 @@ class SimCluster {
   // What one sector of a node's data area holds now (the pristine view, cache included).
   SectorValue peek_sector(NodeId id, std::uint64_t data_offset);
   std::uint64_t count_events(NodeId id, replication::HookEvent event) const;
+  // When `id` last reported `event`, or nullopt when it never did.
+  std::optional<Instant> last_event(NodeId id, replication::HookEvent event) const;
+  // When `id` was last started (its present incarnation's start), or nullopt.
+  std::optional<Instant> started_at(NodeId id) const { return started_at_[id]; }
+  // How many `hastctl create` runs failed and were run again (both nodes).
+  std::uint64_t create_failures() const { return create_failures_; }
 
   // ---- Disk swaps (row 17) ----
   // `id`'s disk is swapped for another resource's disk: the same layout and resource
@@ -121,6 +132,7 @@ class SimCluster {
   class Frontends;
   class Recorder;
   void program(NodeId id, NodeIo& io);
+  bool create_resource(NodeId id, NodeIo& io);
 
   ClusterOptions options_;
   World world_;
@@ -132,6 +144,9 @@ class SimCluster {
   std::vector<fiber::Channel<Command>*> inboxes_;
   std::vector<replication::HastNode*> running_;
   std::vector<RecordedEvent> events_;
+  std::array<std::optional<Instant>, 2> started_at_{};
+  std::array<std::optional<meta::Role>, 2> pending_role_{};  // set while create retries
+  std::uint64_t create_failures_ = 0;
   std::uint64_t data_size_ = 0;
   std::uint64_t local_offset_ = 0;
 };

@@ -159,11 +159,20 @@ bool Runner::primary_has_stale_extents() {
 }
 
 // A failover is safe only from a pair in sync: promoting a half-synced node is what the
-// inconsistent flag (not modelled yet) must refuse.
+// inconsistent flag must refuse. The primary's "complete" counts only once it connected to
+// the secondary's present incarnation: a secondary that was killed or lost power and came
+// back may not be noticed yet (the old connection half-open, a remote FLUSH unanswered),
+// and the writes its cache held are gone although the primary has nothing to sync yet.
+// Fault-model §6.6 row 5 allows their loss when the primary never reconnected before the
+// promotion: the operator waits for the reconnection (an `hastctl status` that was already
+// "complete" before the reboot proves nothing).
 bool Runner::failover_safe() {
   auto status = cluster_.status(primary_);
+  auto connected = cluster_.last_event(primary_, HookEvent::connect);
+  auto secondary_started = cluster_.started_at(secondary_);
+  bool current = connected && secondary_started && *connected > *secondary_started;
   return status && status->status == "complete" && status->sync_extents == 0 &&
-         !status->sync.running && cluster_.node(secondary_).running();
+         !status->sync.running && cluster_.node(secondary_).running() && current;
 }
 
 void Runner::inject(Fault fault) {
@@ -392,7 +401,8 @@ void Runner::liveness() {
 }
 
 RunReport Runner::run() {
-  // `hastctl create` runs on healthy disks; the drawn faults start with the roles.
+  // The drawn disk faults start at 5 ms, which may be while `hastctl create` still runs:
+  // a create they fail is run again (SimCluster::start), as is one on a replaced disk.
   SimDiskFaults faults = cluster_.disk(0).faults();
   cluster_.disk(0).faults_off();
   cluster_.disk(1).faults_off();
