@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <utility>
 
@@ -111,6 +112,69 @@ class Primary::BacklogEntry {
   std::size_t* count_ = nullptr;
 };
 
+// The request pieces sent on one link whose final reply has not come, and when each was
+// sent. The primary's reply timeout (§6.6) runs from the oldest of them: replies to later
+// requests do not extend it, so a secondary that answers everything but one request is
+// still given up. A memsync `received` reply is not final. A piece counts from the moment
+// its send returned; a final reply that comes while the sender is still in that send
+// (sending() was called, sent() not yet) ends it all the same.
+class AwaitedReplies {
+ public:
+  // The sender starts sending request piece `seq`, a `command` (never a keepalive or a
+  // sync-done message, which get no reply). Each seq is sent once per link.
+  void sending(std::uint64_t seq, proto::RequestCommand command) {
+    HAST_ASSERT(command != proto::RequestCommand::keepalive);
+    bool added = by_seq_.emplace(seq, Entry{std::nullopt, command}).second;
+    HAST_ASSERT_MSG(added, "request seq {} sent twice", seq);
+  }
+  // The send of `seq` returned at `now` (not before any earlier send's `now`): its final
+  // reply is due from then. Nothing when that reply already came.
+  void sent(std::uint64_t seq, Instant now) {
+    auto found = by_seq_.find(seq);
+    if (found == by_seq_.end()) return;
+    HAST_ASSERT(!found->second.sent.has_value());
+    HAST_ASSERT(by_age_.empty() || by_age_.rbegin()->first <= now);
+    found->second.sent = now;
+    by_age_.emplace(now, seq);
+  }
+  // The final reply to `seq` came; nothing when `seq` is not awaited (a duplicate or
+  // unknown seq: the caller judges those).
+  void replied(std::uint64_t seq) {
+    auto found = by_seq_.find(seq);
+    if (found == by_seq_.end()) return;
+    if (found->second.sent) {
+      auto erased = by_age_.erase(std::pair{*found->second.sent, seq});
+      HAST_ASSERT(erased == 1);
+    }
+    by_seq_.erase(found);
+  }
+  // The piece whose send returned first among those awaited, and when; nullopt when none
+  // (a piece still being sent does not count yet).
+  std::optional<std::pair<Instant, std::uint64_t>> oldest() const {
+    if (by_age_.empty()) return std::nullopt;
+    return *by_age_.begin();
+  }
+  // What piece `seq`, awaited, is.
+  proto::RequestCommand command(std::uint64_t seq) const {
+    auto found = by_seq_.find(seq);
+    HAST_ASSERT(found != by_seq_.end());
+    return found->second.command;
+  }
+  std::size_t size() const { return by_seq_.size(); }
+  void clear() {
+    by_seq_.clear();
+    by_age_.clear();
+  }
+
+ private:
+  struct Entry {
+    std::optional<Instant> sent;  // nullopt: its send has not returned
+    proto::RequestCommand command;
+  };
+  std::map<std::uint64_t, Entry> by_seq_;
+  std::set<std::pair<Instant, std::uint64_t>> by_age_;  // the sent ones, oldest first
+};
+
 // One connected pair of connections and the fibers serving it.
 struct Primary::Link {
   Link(fiber::Scheduler& scheduler, std::uint64_t number_value)
@@ -129,6 +193,7 @@ struct Primary::Link {
   std::map<std::uint64_t, RemoteOp*> pending;  // queued or sent, by seq
   fiber::Channel<std::uint64_t> queue;         // seqs for the sender, in order
   fiber::TaskGroup fibers;                     // sender and receiver
+  AwaitedReplies awaited;                      // sent, final reply not yet received
   fiber::WaitQueue work;                       // wakes the receiver when pending grows
   Instant last_send{};
 };

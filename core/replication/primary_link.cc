@@ -8,6 +8,24 @@
 #include "core/replication/wire.h"
 
 namespace hast::replication {
+namespace {
+
+// Why the link is given up: the oldest request piece awaited got no final reply within
+// `timeout` of its send.
+Error reply_overdue(const AwaitedReplies& awaited, Instant now, Duration timeout) {
+  auto oldest = awaited.oldest();
+  HAST_ASSERT(oldest.has_value());
+  auto [sent, seq] = *oldest;
+  HAST_ASSERT(now >= sent);
+  return Error(Errc::timed_out,
+               fmt::format("no reply to {} (seq {}) for {:.3f} s (timeout {:g} s; {} "
+                           "request(s) awaiting a reply)",
+                           proto::request_command_name(awaited.command(seq)), seq,
+                           std::chrono::duration<double>(now - sent).count(),
+                           std::chrono::duration<double>(timeout).count(), awaited.size()));
+}
+
+}  // namespace
 
 // The configuration is read afresh for every attempt: a reload may change the remote
 // between two (config_changed).
@@ -184,12 +202,16 @@ void Primary::run_link(Link& link) {
 // A WRITE's payload goes out from the op's own buffer (no copy unless compressed): the op
 // is marked `sending` meanwhile, so its owner keeps the buffer until the send returned,
 // even when the link goes down or the op is given up during the send (wait_remote).
+// Every request piece sent is awaited (Link::awaited) until its final reply; keepalives
+// and sync-done messages get no reply.
 void Primary::sender_loop(Link& link) {
   while (link.up) {
     auto seq = link.queue.pop(link.last_send + context_.timing.keepalive);
     proto::Nv nv;
     proto::EncodedPayload payload;
     RemoteOp* sending = nullptr;
+    std::uint64_t request_seq = 0;  // the piece sent, when it is a request
+    auto command = proto::RequestCommand::keepalive;
     if (!seq) {
       if (seq.error().code() != Errc::timed_out) return link_down(link, seq.error());
       nv = proto::Request{}.to_nv();  // KEEPALIVE: nothing was sent for a while
@@ -209,6 +231,8 @@ void Primary::sender_loop(Link& link) {
         piece.length = op.piece_length(*seq);
       }
       nv = piece.to_nv();
+      request_seq = *seq;
+      command = op.request.cmd;
       if (op.request.cmd == proto::RequestCommand::write) {
         auto data = op.data.subspan(op.piece_at(*seq), piece.length);
         payload = proto::encode_payload_view(nv, data, context_.config.compression,
@@ -217,6 +241,8 @@ void Primary::sender_loop(Link& link) {
         op.sending = true;
       }
     }
+    // Its reply may come before this fiber runs again: awaited from now on.
+    if (request_seq != 0) link.awaited.sending(request_seq, command);
     auto sent = proto::send_message(*link.out, link.version, nv, payload.bytes,
                                     context_.deadline(context_.timing.timeout));
     if (sending != nullptr) {
@@ -226,23 +252,39 @@ void Primary::sender_loop(Link& link) {
     }
     if (!sent) return link_down(link, sent.error());
     link.last_send = context_.io.clock.now();
+    if (request_seq != 0) link.awaited.sent(request_seq, link.last_send);
   }
 }
 
+// The oldest request piece sent and not finally answered sets the deadline (§6.6):
+// `timeout` after its send, however many replies to later requests come (FreeBSD's hastd
+// re-arms one receive timeout at every reply, so a secondary withholding one final reply
+// while answering the rest is never given up). With none sent yet (the sender is on its
+// way), `timeout` from now.
 void Primary::receiver_loop(Link& link) {
   while (link.up) {
-    if (link.pending.empty()) {
+    if (link.pending.empty() && link.awaited.size() == 0) {
       // Nothing outstanding: the secondary has nothing to say (it never sends keepalives).
       if (link.work.wait(std::nullopt) != fiber::WakeReason::woken) return;
       continue;
     }
+    auto oldest = link.awaited.oldest();
     proto::RecvLimits limits;
-    Deadline deadline = context_.deadline(context_.timing.timeout);
+    Deadline deadline = oldest ? oldest->first + context_.timing.timeout
+                               : context_.deadline(context_.timing.timeout);
     if (context_.mutated(Mutation::wait_forever_for_remote)) deadline = std::nullopt;  // mutation
     auto message = proto::recv_message(*link.in, limits, deadline);
+    if (!message && message.error().code() == Errc::timed_out) {
+      // Named when one was sent by now (the sender may have sent one meanwhile).
+      if (link.awaited.oldest()) {
+        return link_down(
+            link, reply_overdue(link.awaited, context_.io.clock.now(), context_.timing.timeout));
+      }
+    }
     if (!message) return link_down(link, message.error());
     auto reply = proto::Reply::from_nv(message->nv);
     if (!reply) return link_down(link, reply.error());
+    if (!reply->received) link.awaited.replied(reply->seq);
     auto found = link.pending.find(reply->seq);
     if (found == link.pending.end()) continue;  // a cancelled request's reply
     RemoteOp& op = *found->second;
@@ -298,6 +340,7 @@ void Primary::link_down(Link& link, const Error& why) {
     op->changed.wake_all();
   }
   link.pending.clear();
+  link.awaited.clear();
   // Writes the secondary acknowledged but no FLUSH covered yet may sit in a cache that
   // is gone by the time we reconnect: resync them (defect 9).
   for (auto [offset, length] : unflushed_) {
