@@ -13,6 +13,7 @@
 #include "core/replication/local_component.h"
 #include "core/replication/secondary.h"
 #include "sim/cluster.h"
+#include "tests/support/handmade_secondary.h"
 #include "tests/support/sim_fixtures.h"
 
 using namespace std::chrono_literals;
@@ -103,50 +104,17 @@ constexpr std::string_view kConfig =
 
 // hastb: one SecondarySession at a time over the wrapped connection A.
 void freebsd_sized_secondary(hast::NodeIo& io, Seen& seen) {
-  auto parsed = hast::config::parse(kConfig);
-  REQUIRE(parsed.has_value());
-  hast::config::NodeIdentity host;
-  host.hostname = "hastb";
-  auto node = hast::config::resolve(*parsed, host);
-  REQUIRE(node.has_value());
-  REQUIRE(replication::create_local(io.disk, "shared", {256 * 1024, 8, 0}).has_value());
-  auto local = replication::LocalComponent::open(io.disk, io.scheduler, "/dev/sim", "shared", true);
-  REQUIRE(local.has_value());
-  hast::test::NoEvents events;
-  replication::Timing timing;
-  timing.timeout = 1s;
-  timing.keepalive = 5s;
-  replication::ResourceContext context{io, node->resources.front(), events, timing};
-  auto listener = io.network.listen(node->listen.front().address);
-  REQUIRE(listener.has_value());
-  std::map<proto::Token, std::unique_ptr<hast::Connection>> firsts;
-  bool split_brain_reported = false;
-  while (true) {
-    auto accepted = (*listener)->accept(std::nullopt);
-    if (!accepted) return;
-    auto message = proto::recv_message(**accepted, proto::RecvLimits{}, std::nullopt);
-    if (!message) continue;
-    auto token = proto::hello_token(message->nv);
-    REQUIRE(token.has_value());
-    if (!token->has_value()) {
-      proto::HelloReply reply;
-      for (auto& byte : reply.token)
-        byte = static_cast<std::uint8_t>(io.random.next_u64());
-      REQUIRE(proto::send_message(**accepted, 2, reply.to_nv(), {}, std::nullopt));
-      firsts[reply.token] = std::move(*accepted);
-      continue;
-    }
-    auto identity = proto::IdentityRequest::from_nv(message->nv);
-    REQUIRE(identity.has_value());
-    auto first = std::move(firsts[**token]);
-    REQUIRE(first != nullptr);
-    FreeBsdSized wrapped(*first, seen);
-    replication::SecondarySession session(context, **local, wrapped, **accepted, 2,
-                                          split_brain_reported);
-    seen.stats = &session.stats();
-    hast::ignore_error(session.run(*identity), "the test looks at the data");
-    seen.stats = nullptr;
-  }
+  hast::test::serve_handmade_secondary(
+      io, kConfig,
+      [&](hast::test::HandmadeSecondary& secondary, std::shared_ptr<hast::Connection> first,
+          std::shared_ptr<hast::Connection> second, const proto::IdentityRequest& identity) {
+        FreeBsdSized wrapped(*first, seen);
+        replication::SecondarySession session(secondary.context, secondary.local, wrapped,
+                                              *second, 2, secondary.split_brain_reported);
+        seen.stats = &session.stats();
+        hast::ignore_error(session.run(identity), "the test looks at the data");
+        seen.stats = nullptr;
+      });
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "core/replication/secondary.h"
 #include "sim/session_oracle.h"
 #include "sim/swarm.h"
+#include "tests/support/handmade_secondary.h"
 #include "tests/support/sim_fixtures.h"
 
 using namespace std::chrono_literals;
@@ -47,57 +48,21 @@ constexpr std::string_view kConfig =
 // The mutant: a secondary that serves every connection pair it is offered and never ends
 // an older session when a new one arrives (HastNode's Resource::on_hello does).
 void keep_every_session(hast::NodeIo& io) {
-  namespace proto = hast::proto;
-  namespace replication = hast::replication;
-  auto parsed = hast::config::parse(kConfig);
-  REQUIRE(parsed.has_value());
-  hast::config::NodeIdentity host;
-  host.hostname = "hastb";
-  auto node = hast::config::resolve(*parsed, host);
-  REQUIRE(node.has_value());
-  REQUIRE(replication::create_local(io.disk, "shared", {256 * 1024, 8, 0}).has_value());
-  auto local = replication::LocalComponent::open(io.disk, io.scheduler, "/dev/sim", "shared", true);
-  REQUIRE(local.has_value());
-  NoEvents events;
-  replication::Timing timing;
-  timing.timeout = 1s;
-  timing.keepalive = 5s;
-  replication::ResourceContext context{io, node->resources.front(), events, timing};
-  auto listener = io.network.listen(node->listen.front().address);
-  REQUIRE(listener.has_value());
-  hast::fiber::TaskGroup sessions(io.scheduler);
-  std::map<proto::Token, std::shared_ptr<hast::Connection>> firsts;
-  bool split_brain_reported = false;
-  while (true) {
-    auto accepted = (*listener)->accept(std::nullopt);
-    if (!accepted) return;
-    std::shared_ptr<hast::Connection> connection = std::move(*accepted);
-    auto message = proto::recv_message(*connection, proto::RecvLimits{}, std::nullopt);
-    if (!message) continue;
-    auto token = proto::hello_token(message->nv);
-    REQUIRE(token.has_value());
-    if (!token->has_value()) {
-      proto::HelloReply reply;
-      for (auto& byte : reply.token)
-        byte = static_cast<std::uint8_t>(io.random.next_u64());
-      if (proto::send_message(*connection, 2, reply.to_nv(), {}, std::nullopt)) {
-        firsts[reply.token] = connection;
-      }
-      continue;
-    }
-    auto identity = proto::IdentityRequest::from_nv(message->nv);
-    REQUIRE(identity.has_value());
-    std::shared_ptr<hast::Connection> first = firsts[**token];
-    REQUIRE(first != nullptr);
-    auto spawned = sessions.spawn("session", [&, first, connection, request = *identity] {
-      replication::SecondarySession session(context, **local, *first, *connection, 2,
-                                            split_brain_reported);
-      hast::ignore_error(session.run(request), "the test looks at the wire");
-      first->close();
-      connection->close();
-    });
-    REQUIRE(spawned.has_value());
-  }
+  hast::test::serve_handmade_secondary(
+      io, kConfig,
+      [&](hast::test::HandmadeSecondary& secondary, std::shared_ptr<hast::Connection> first,
+          std::shared_ptr<hast::Connection> second,
+          const hast::proto::IdentityRequest& identity) {
+        auto spawned = secondary.sessions.spawn("session", [&secondary, first, second, identity] {
+          hast::replication::SecondarySession session(secondary.context, secondary.local,
+                                                      *first, *second, 2,
+                                                      secondary.split_brain_reported);
+          hast::ignore_error(session.run(identity), "the test looks at the wire");
+          first->close();
+          second->close();
+        });
+        REQUIRE(spawned.has_value());
+      });
 }
 
 // The primary loses power at 1 s (its connections stay half-open at the secondary), comes
