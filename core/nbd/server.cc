@@ -97,7 +97,10 @@ struct NbdServer::Request {
   std::uint64_t sequence = 0;  // in its session's in_flight
   // READ: the data to reply with; WRITE: the payload. Aligned (parts at multiples of
   // part_bytes_max go to an O_DIRECT disk as they are) and never zero-filled: a WRITE's
-  // bytes come from the client, a READ's from the core before the reply reads them.
+  // bytes come from the client, a READ's from the core before the reply reads them. A
+  // WRITE in one part offers it to the core (BlockRequest::owned), which may leave it
+  // empty: nothing reads a WRITE's buffer after its part was submitted, and it is never
+  // reused (every request allocates its own).
   ByteBuffer buffer;
   std::uint64_t reserved_bytes = 0;  // of the session's buffer budget
   std::size_t parts_pending = 0;     // queued or taken by the core, not completed
@@ -546,6 +549,11 @@ void NbdServer::submit_parts(const std::shared_ptr<Request>& request) {
     part.offset = header.offset + done;
     part.length = size;
     if (has_data) part.data = request->buffer.span().subspan(done, size);
+    // A WRITE in one part hands its whole buffer over (the reply does not read it); the
+    // parts of a longer one are slices of it, which the core cannot take.
+    if (part.op == BlockOp::write && size == request->buffer.size()) {
+      part.owned = &request->buffer;
+    }
     if (!submit_part(request, part)) return;
     done += size;
   }

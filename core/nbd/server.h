@@ -18,7 +18,10 @@
 // slot before it reads further.
 //
 // Buffers: a part's `data` points into its request's buffer, which lives until the core
-// has completed every part, whatever happened to the client or the server meanwhile.
+// has completed every part, whatever happened to the client or the server meanwhile. A
+// WRITE that goes to the core as one part also offers its buffer (BlockRequest::owned):
+// the core may keep it past complete() instead of copying it (an async remote leg). The
+// parts of a longer WRITE are slices of one buffer and offer nothing.
 //
 // Errors: a malformed request answered with an error keeps its client (a rejected WRITE's
 // payload is read and dropped, so framing survives); a bad magic, a WRITE payload over

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "core/io/byte_buffer.h"
 #include "core/replication/primary_internal.h"
 
 namespace hast::replication {
@@ -19,6 +20,22 @@ std::pair<std::uint64_t, std::uint64_t> extent_span(const meta::Activemap& map,
 
 Result<void> io_error(std::string_view what) {
   return fail(Errc::io, std::string(what));
+}
+
+// The bytes `data` of the client's write `client`, kept for a remote leg that may outlive
+// its answer: the client's own buffer when the frontend hands it over (BlockRequest::owned;
+// no copy, and `data` still names the same bytes), else a copy. Never empty.
+ByteBuffer keep_for_remote(const BlockRequest& client, std::span<const std::byte> data) {
+  HAST_ASSERT(!data.empty());
+  ByteBuffer* offered = client.op == BlockOp::write ? client.owned : nullptr;
+  if (offered == nullptr) return ByteBuffer::copy_of(data);
+  HAST_ASSERT_MSG(offered->data() == data.data() && offered->size() == data.size(),
+                  "frontend offered a buffer of {} bytes that is not its WRITE's {} bytes "
+                  "at offset {}",
+                  offered->size(), data.size(), client.offset);
+  ByteBuffer taken = std::move(*offered);
+  HAST_ASSERT(offered->empty());
+  return taken;
 }
 
 }  // namespace
@@ -341,22 +358,20 @@ Result<void> Primary::write_range(std::uint64_t offset, std::span<const std::byt
     ack_mode = config::ReplicationMode::async;  // the bug: answer at local completion
   }
   WriteAck ack(ack_mode, stale_room);
+  bool async = ack_mode == config::ReplicationMode::async;
+  // The client's buffer is valid only until it is answered, which async may do before
+  // the remote leg is even sent: the remote leg then keeps the bytes itself (declared
+  // before `op`, so they outlive it). The local leg ends before any answer, so it writes
+  // from `data`, which still names the same bytes when the buffer was handed over.
+  ByteBuffer kept;
+  if (async && client != nullptr && !data.empty()) kept = keep_for_remote(*client, data);
   RemoteOp op(context_.io.scheduler);
   op.request.cmd = discard ? proto::RequestCommand::discard : proto::RequestCommand::write;
   op.request.offset = offset;
   op.request.length = length;
   op.request.memsync = ack_mode == config::ReplicationMode::memsync;
-  // The client's buffer is valid only until it is answered, which async may do before
-  // the remote leg is even sent: the remote leg then needs its own copy. The local leg
-  // ends before any answer, so it writes from the client's (aligned) buffer.
-  std::vector<std::byte> copy;
-  op.data = data;
-  if (ack_mode == config::ReplicationMode::async && client != nullptr && !data.empty()) {
-    copy.assign(data.begin(), data.end());
-    op.data = copy;
-  }
+  op.data = kept.empty() ? data : std::span<const std::byte>(kept.span());
   // Queue the remote leg before the local one, so both run at once.
-  bool async = ack_mode == config::ReplicationMode::async;
   BacklogEntry backlog;
   if (!queue_remote_leg(op, async, backlog)) ack.remote_done(LegState::unavailable);
   Result<void> local = discard  ? local_.discard(offset, length)

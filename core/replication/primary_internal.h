@@ -41,7 +41,10 @@ struct Primary::RemoteOp {
   RemoteOp& operator=(const RemoteOp&) = delete;
 
   proto::Request request;
-  std::span<const std::byte> data;  // WRITE: what to send (sent in place, not copied)
+  // WRITE: what to send, sent in place (not copied): the client's buffer, or the bytes an
+  // async write keeps past its answer (write_range: the client's buffer handed over by the
+  // frontend, else a copy).
+  std::span<const std::byte> data;
   std::span<std::byte> read_into;   // READ: where the data goes
   bool received = false;            // memsync's early reply came
   // The link's sender is sending this request: `data` is being read by the transport. It

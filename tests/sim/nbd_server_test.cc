@@ -7,7 +7,7 @@
 // splitting at the request limit; malformed handshakes and requests (error replies that
 // keep the stream in step, or a closed connection); core errors mapped to NBD errors;
 // close() with requests in flight (error replies, never a false success); clients that
-// vanish; the client limit.
+// vanish; the client limit; WRITE buffers offered to the core (BlockRequest::owned).
 #include <algorithm>
 #include <array>
 #include <functional>
@@ -22,6 +22,7 @@
 
 #include "core/fiber/event.h"
 #include "core/fiber/task_group.h"
+#include "core/io/byte_buffer.h"
 #include "core/nbd/server.h"
 #include "sim/node.h"
 #include "sim/sim_disk.h"
@@ -128,6 +129,11 @@ class MemoryBackend {
   std::vector<BlockRequest> taken;  // in next_request() order
   std::size_t completed = 0;
   std::function<std::optional<Errc>(const BlockRequest&)> fault;
+  // Take every buffer offered (BlockRequest::owned) before completing, as the core's async
+  // writes do, and keep it here.
+  bool take_owned = false;
+  std::vector<hast::ByteBuffer> kept;
+  std::vector<const std::byte*> kept_at;  // where each part's data was when it was taken
 
  private:
   void loop() {
@@ -151,7 +157,16 @@ class MemoryBackend {
     while (holding_) {
       if (!released_.wait()) break;
     }
-    server_.complete(request, apply(request));
+    Result<void> result = apply(request);
+    if (take_owned && request.owned != nullptr) {
+      REQUIRE(request.op == BlockOp::write);
+      REQUIRE(request.owned->data() == request.data.data());
+      REQUIRE(request.owned->size() == request.data.size());
+      kept_at.push_back(request.data.data());
+      kept.push_back(std::move(*request.owned));
+      CHECK(request.owned->empty());
+    }
+    server_.complete(request, std::move(result));
     completed++;
   }
 
@@ -532,6 +547,45 @@ TEST_CASE("nbd: pipelined requests are answered by handle, and long ones are spl
     CHECK(count_ops(env.backend, BlockOp::discard) == discards + 4);
     CHECK(count_ops(env.backend, BlockOp::flush) == flushes + 1);
     CHECK(all_zero(env.backend.data));
+  });
+}
+
+TEST_CASE("nbd: a WRITE in one part offers its buffer to the core; split ones and reads do not",
+          "[sim][nbd]") {
+  // The backend takes every offered buffer before it completes the part (what the core's
+  // async writes do) and keeps it past the reply: the bytes it holds must still be the
+  // client's, in the storage the part pointed to (no copy), while the server goes on with
+  // the next requests. A WRITE split into parts (256 KiB over the 128 KiB limit) offers
+  // nothing: its parts are slices of one buffer.
+  with_server(11, server_options(), [](Env& env) {
+    env.backend.take_owned = true;
+    Client client(env.io);
+    client.start();
+    auto small = pattern(64 * 1024, 21);
+    CHECK(client.write(0, small).error == NbdError::none);
+    REQUIRE(env.backend.taken.size() == 1);
+    CHECK(env.backend.taken[0].owned != nullptr);
+    REQUIRE(env.backend.kept.size() == 1);
+    auto large = pattern(256 * 1024, 22);
+    CHECK(client.write(1 << 20, large).error == NbdError::none);
+    REQUIRE(env.backend.taken.size() == 3);
+    CHECK(env.backend.taken[1].owned == nullptr);
+    CHECK(env.backend.taken[2].owned == nullptr);
+    CHECK(client.read(1 << 20, 256 * 1024).data == large);
+    CHECK(env.backend.taken[3].owned == nullptr);  // the read's part
+    auto again = pattern(4096, 23);
+    CHECK(client.write(8192, again, command_flag_fua).error == NbdError::none);
+    CHECK(env.backend.taken.back().owned != nullptr);  // FUA or not
+    REQUIRE(env.backend.kept.size() == 2);
+    CHECK(client.read(0, 4096).data == std::vector<std::byte>(small.begin(), small.begin() + 4096));
+    // What the backend kept is the clients' bytes, where the parts pointed.
+    CHECK(env.backend.kept[0].data() == env.backend.kept_at[0]);
+    CHECK(std::equal(small.begin(), small.end(), env.backend.kept[0].begin(),
+                     env.backend.kept[0].end()));
+    CHECK(env.backend.kept[1].data() == env.backend.kept_at[1]);
+    CHECK(std::equal(again.begin(), again.end(), env.backend.kept[1].begin(),
+                     env.backend.kept[1].end()));
+    CHECK(env.server.stats().requests_failed == 0);
   });
 }
 

@@ -1,0 +1,268 @@
+// BlockRequest::owned (core/io/frontend.h): a frontend may hand a WRITE's buffer over to
+// the core, which then keeps it for an async remote leg sent after the client's answer,
+// instead of copying it; a frontend that does not offer it gets the copy.
+//
+// Method: a pair in async, the primary's frontend written here. Every write has its own
+// ByteBuffer; complete() "reuses" whatever the buffer still holds by overwriting it (what a
+// frontend that recycles its buffers may do once a request is answered). The link to the
+// secondary is clogged while the writes go out, so most remote legs are sent after their
+// client was answered (the sender blocks once the network holds send_buffer_bytes). When
+// the pair is complete again, the secondary must hold what the clients wrote, whether the
+// buffers were handed over or copied; with the offer, every buffer must have been taken.
+// A core that sent from the client's buffer without keeping it sends the overwritten
+// bytes; one that ignored the offer leaves the buffers with the frontend.
+#include <cstdint>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "core/assert.h"
+#include "core/config/config.h"
+#include "core/fiber/channel.h"
+#include "core/fiber/event.h"
+#include "core/io/byte_buffer.h"
+#include "core/io/frontend.h"
+#include "core/replication/local_component.h"
+#include "core/replication/node.h"
+#include "sim/node.h"
+#include "sim/sim_network.h"
+#include "sim/world.h"
+#include "tests/support/sim_fixtures.h"
+
+using namespace std::chrono_literals;
+using hast::BlockOp;
+using hast::BlockRequest;
+using hast::ByteBuffer;
+using hast::Instant;
+using hast::NodeIo;
+using hast::meta::Role;
+using hast::replication::HastNode;
+using hast::sim::NodeId;
+
+namespace {
+
+constexpr NodeId kA = 0;  // primary
+constexpr NodeId kB = 1;  // secondary
+constexpr std::uint64_t kWriteBytes = 16 * 1024;
+constexpr std::uint64_t kWriteCount = 64;  // 1 MiB: four times the network's send buffer
+constexpr std::uint64_t kStride = 64 * 1024;
+constexpr std::byte kReused{0xee};  // what complete() writes over a buffer it still holds
+
+constexpr std::string_view kConfig =
+    "listen tcp://0.0.0.0\n"
+    "replication async\n"
+    "timeout 2\n"
+    "resource shared {\n"
+    "  local /dev/sim\n"
+    "  on hasta {\n    remote tcp://10.0.0.2\n  }\n"
+    "  on hastb {\n    remote tcp://10.0.0.1\n  }\n"
+    "}\n";
+
+std::byte pattern_byte(std::uint64_t id, std::uint64_t at) {
+  return static_cast<std::byte>((id * 131 + at * 7 + at / 251) & 0xff);
+}
+
+// The clients' side: the primary's block device. Requests come from the test's queue.
+struct Clients {
+  explicit Clients(bool offer_value) : offer(offer_value) {}
+
+  bool offer;                                                   // set BlockRequest::owned
+  std::map<std::uint64_t, std::unique_ptr<ByteBuffer>> buffers;  // by request id
+  std::uint64_t answered = 0;
+  std::uint64_t failed = 0;
+  std::uint64_t taken = 0;  // buffers the core had taken by their complete()
+};
+
+class TestFrontend final : public hast::BlockFrontend {
+ public:
+  TestFrontend(hast::fiber::Scheduler& scheduler, Clients& clients)
+      : queue_(scheduler, 2 * kWriteCount), clients_(clients) {}
+  hast::Result<BlockRequest> next_request() override {
+    auto request = queue_.pop();
+    if (!request) return hast::fail(hast::Errc::cancelled, "frontend closed");
+    return request;
+  }
+  void complete(const BlockRequest& request, hast::Result<void> result) override {
+    clients_.answered++;
+    if (!result) clients_.failed++;
+    ByteBuffer& buffer = *clients_.buffers.at(request.id);
+    if (buffer.empty()) {
+      clients_.taken++;
+      return;
+    }
+    std::fill(buffer.begin(), buffer.end(), kReused);  // the next request's bytes
+  }
+  bool offer(const BlockRequest& request) { return queue_.try_push(request); }
+  void close() { queue_.close(); }
+
+ private:
+  hast::fiber::Channel<BlockRequest> queue_;
+  Clients& clients_;
+};
+
+class Frontends final : public hast::replication::FrontendFactory {
+ public:
+  Frontends(hast::fiber::Scheduler& scheduler, Clients& clients, TestFrontend*& open)
+      : scheduler_(scheduler), clients_(clients), open_(open) {}
+  hast::Result<std::unique_ptr<hast::BlockFrontend>> open(const hast::config::ResourceConfig&,
+                                                          std::uint64_t) override {
+    auto frontend = std::make_unique<TestFrontend>(scheduler_, clients_);
+    open_ = frontend.get();
+    return std::unique_ptr<hast::BlockFrontend>(std::move(frontend));
+  }
+  void close(hast::BlockFrontend& frontend) override {
+    static_cast<TestFrontend&>(frontend).close();
+    if (open_ == &frontend) open_ = nullptr;
+  }
+
+ private:
+  hast::fiber::Scheduler& scheduler_;
+  Clients& clients_;
+  TestFrontend*& open_;
+};
+
+// hasta primary, hastb secondary in async; the test writes through hasta's frontend.
+// Set-up steps assert with HAST_ASSERT (a crash, never a Catch failure).
+class Pair {
+ public:
+  Pair(std::uint64_t seed, bool offer)
+      : world_(seed, {.replay_command = "owned_buffer_test",
+                      .echo_logs = std::getenv("HAST_ECHO") != nullptr}),
+        clients_(offer) {
+    hast::test::add_pair_nodes(world_, [this](NodeId id, NodeIo& io) { program(id, io); });
+  }
+  ~Pair() { hast::test::kill_pair_nodes(world_); }
+
+  hast::sim::World& world() { return world_; }
+  const Clients& clients() const { return clients_; }
+
+  // Both nodes up, roles set, the pair complete.
+  void start() {
+    for (NodeId id : {kB, kA}) {
+      world_.node(id).start();
+      HAST_ASSERT(world_.run_until([&] { return hast_[id] != nullptr; }, world_.now() + 10s));
+    }
+    for (auto [id, role] : {std::pair{kB, Role::secondary}, std::pair{kA, Role::primary}}) {
+      on(id, [role](HastNode& hast) { HAST_ASSERT(hast.set_role("shared", role).has_value()); });
+    }
+    HAST_ASSERT(world_.run_until([&] { return settled() && frontend_ != nullptr; },
+                                 world_.now() + 30s));
+  }
+
+  // Queues write `id` (kWriteBytes of its pattern at id * kStride) now.
+  void write(std::uint64_t id) {
+    auto& buffer = clients_.buffers[id];
+    buffer = std::make_unique<ByteBuffer>(kWriteBytes);
+    for (std::uint64_t at = 0; at < kWriteBytes; at++)
+      (*buffer)[at] = pattern_byte(id, at);
+    BlockRequest request{id, BlockOp::write, id * kStride, kWriteBytes, hast::Fua::no,
+                         buffer->span()};
+    if (clients_.offer) request.owned = buffer.get();
+    HAST_ASSERT(frontend_ != nullptr && frontend_->offer(request));
+  }
+
+  // Both nodes complete, nothing dirty, no sync running.
+  bool settled() {
+    auto a = hast_[kA]->status("shared");
+    auto b = hast_[kB]->status("shared");
+    return a && b && a->status == "complete" && b->status == "complete" && !a->sync.running &&
+           a->dirty_bytes == 0 && a->async_backlog == 0;
+  }
+
+  // Remote legs the primary dropped (a full backlog): the resync sent those instead.
+  std::uint64_t dropped() { return hast_[kA]->status("shared")->primary.async_dropped; }
+
+  // The first write whose bytes on `node`'s disk are not its pattern; 0 when none.
+  std::uint64_t first_wrong(NodeId node) {
+    std::vector<std::byte> bytes(kWriteBytes);
+    for (std::uint64_t id = 1; id <= kWriteCount; id++) {
+      world_.node(node).disk().peek_current(local_offset_ + id * kStride, bytes);
+      for (std::uint64_t at = 0; at < kWriteBytes; at++) {
+        if (bytes[at] != pattern_byte(id, at)) return id;
+      }
+    }
+    return 0;
+  }
+
+ private:
+  void on(NodeId id, const std::function<void(HastNode&)>& body) {
+    bool done = false;
+    HastNode& hast = *hast_[id];
+    HAST_ASSERT(world_.node(id).scheduler().spawn("test", [&] {
+      body(hast);
+      done = true;
+    }));
+    HAST_ASSERT(world_.run_until([&] { return done; }, world_.now() + 60s));
+  }
+
+  void program(NodeId id, NodeIo& io) {
+    hast::replication::CreateOptions options{256 * 1024, 8, 0};
+    auto created = hast::replication::create_local(io.disk, "shared", options);
+    HAST_ASSERT(created.has_value());
+    local_offset_ = created->local_offset_bytes;
+    hast::test::NoEvents events;
+    Frontends frontends(io.scheduler, clients_, frontend_);
+    auto parsed = hast::config::parse(kConfig);
+    HAST_ASSERT(parsed.has_value());
+    hast::config::NodeIdentity identity;
+    identity.hostname = std::string(hast::test::kPairNames[id]);
+    auto resolved = hast::config::resolve(*parsed, identity);
+    HAST_ASSERT(resolved.has_value());
+    hast::replication::Timing timing{.timeout = 2s, .keepalive = 500ms, .reconnect = 200ms};
+    HastNode hast(io, std::move(*resolved), events, frontends, timing);
+    HAST_ASSERT(hast.start().has_value());
+    hast_[id] = &hast;
+    hast::fiber::Event forever(io.scheduler);
+    ignore_error(forever.wait(), "cancelled only when the node dies");
+    hast.stop();
+  }
+
+  hast::sim::World world_;
+  Clients clients_;
+  HastNode* hast_[2] = {nullptr, nullptr};
+  TestFrontend* frontend_ = nullptr;
+  std::uint64_t local_offset_ = 0;
+};
+
+// Writes kWriteCount buffers at once while the link to the secondary is clogged, then
+// waits until the pair is settled again.
+void run_clogged_writes(Pair& pair) {
+  pair.start();
+  hast::sim::World& world = pair.world();
+  world.network().clog(kA, kB, 300ms);
+  for (std::uint64_t id = 1; id <= kWriteCount; id++)
+    pair.write(id);
+  HAST_ASSERT(world.run_until([&] { return pair.clients().answered == kWriteCount; },
+                              world.now() + 1s));
+  REQUIRE(world.run_until([&] { return pair.settled(); }, world.now() + 10s));
+}
+
+}  // namespace
+
+TEST_CASE("Owned buffer: async keeps a handed-over WRITE buffer for its remote leg",
+          "[sim][async][owned_buffer]") {
+  Pair pair(71, /*offer=*/true);
+  run_clogged_writes(pair);
+  CHECK(pair.clients().failed == 0);
+  CHECK(pair.clients().taken == kWriteCount);  // no copy: every buffer went to the core
+  CHECK(pair.dropped() == 0);
+  CHECK(pair.first_wrong(kA) == 0);
+  CHECK(pair.first_wrong(kB) == 0);  // sent from the kept buffers, after the answers
+}
+
+TEST_CASE("Owned buffer: without the offer, async copies what its remote leg sends",
+          "[sim][async][owned_buffer]") {
+  Pair pair(72, /*offer=*/false);
+  run_clogged_writes(pair);
+  CHECK(pair.clients().failed == 0);
+  CHECK(pair.clients().taken == 0);
+  CHECK(pair.dropped() == 0);
+  CHECK(pair.first_wrong(kA) == 0);
+  CHECK(pair.first_wrong(kB) == 0);  // the frontend overwrote its buffers after each answer
+}
