@@ -315,6 +315,10 @@ void SecondarySession::execute(Pending pending) {
       break;
     case proto::RequestCommand::flush:
       stats_.flushes++;
+      // Every request before the FLUSH is done (its reservation spans the device); the
+      // ones after it need not wait for the flush itself: it covers what completed before
+      // it, and the primary counts only those as flushed (take_unflushed before the send).
+      order->release();
       result = local_.flush();
       break;
     case proto::RequestCommand::keepalive:
