@@ -123,7 +123,9 @@ TEST_CASE("Swarm: each mutation is caught by the oracle it names", "[sim][swarm]
     INFO(std::string(info.name));
     bool caught = false;
     std::string other;
-    for (std::uint64_t seed = 1; seed <= 40 && !caught; seed++) {
+    // Stops at the first seed that catches it (most do within the first ten); the bound
+    // is wide because timing changes in the core move which seeds line the faults up.
+    for (std::uint64_t seed = 1; seed <= 150 && !caught; seed++) {
       for (auto mode :
            {ReplicationMode::fullsync, ReplicationMode::memsync, ReplicationMode::async}) {
         hast::sim::RunOptions options;
