@@ -33,6 +33,7 @@
 #include "sim/node.h"
 #include "sim/sim_network.h"
 #include "sim/world.h"
+#include "tests/support/queued_frontend.h"
 #include "tests/support/sim_fixtures.h"
 
 using namespace std::chrono_literals;
@@ -79,53 +80,18 @@ struct Clients {
   std::uint64_t taken = 0;  // buffers the core had taken by their complete()
 };
 
-class TestFrontend final : public hast::BlockFrontend {
- public:
-  TestFrontend(hast::fiber::Scheduler& scheduler, Clients& clients)
-      : queue_(scheduler, 2 * kWriteCount), clients_(clients) {}
-  hast::Result<BlockRequest> next_request() override {
-    auto request = queue_.pop();
-    if (!request) return hast::fail(hast::Errc::cancelled, "frontend closed");
-    return request;
+// What the clients see of an answer: a buffer the core did not take is written over at
+// once (the next request's bytes).
+void on_answer(Clients& clients, const BlockRequest& request, const hast::Result<void>& result) {
+  clients.answered++;
+  if (!result) clients.failed++;
+  ByteBuffer& buffer = *clients.buffers.at(request.id);
+  if (buffer.empty()) {
+    clients.taken++;
+    return;
   }
-  void complete(const BlockRequest& request, hast::Result<void> result) override {
-    clients_.answered++;
-    if (!result) clients_.failed++;
-    ByteBuffer& buffer = *clients_.buffers.at(request.id);
-    if (buffer.empty()) {
-      clients_.taken++;
-      return;
-    }
-    std::fill(buffer.begin(), buffer.end(), kReused);  // the next request's bytes
-  }
-  bool offer(const BlockRequest& request) { return queue_.try_push(request); }
-  void close() { queue_.close(); }
-
- private:
-  hast::fiber::Channel<BlockRequest> queue_;
-  Clients& clients_;
-};
-
-class Frontends final : public hast::replication::FrontendFactory {
- public:
-  Frontends(hast::fiber::Scheduler& scheduler, Clients& clients, TestFrontend*& open)
-      : scheduler_(scheduler), clients_(clients), open_(open) {}
-  hast::Result<std::unique_ptr<hast::BlockFrontend>> open(const hast::config::ResourceConfig&,
-                                                          std::uint64_t) override {
-    auto frontend = std::make_unique<TestFrontend>(scheduler_, clients_);
-    open_ = frontend.get();
-    return std::unique_ptr<hast::BlockFrontend>(std::move(frontend));
-  }
-  void close(hast::BlockFrontend& frontend) override {
-    static_cast<TestFrontend&>(frontend).close();
-    if (open_ == &frontend) open_ = nullptr;
-  }
-
- private:
-  hast::fiber::Scheduler& scheduler_;
-  Clients& clients_;
-  TestFrontend*& open_;
-};
+  std::fill(buffer.begin(), buffer.end(), kReused);
+}
 
 // hasta primary, hastb secondary in async; the test writes through hasta's frontend.
 // Set-up steps assert with HAST_ASSERT (a crash, never a Catch failure).
@@ -207,7 +173,12 @@ class Pair {
     HAST_ASSERT(created.has_value());
     local_offset_ = created->local_offset_bytes;
     hast::test::NoEvents events;
-    Frontends frontends(io.scheduler, clients_, frontend_);
+    hast::test::QueuedFrontends frontends(
+        io.scheduler, 2 * kWriteCount,
+        [this](const BlockRequest& request, hast::Result<void> result) {
+          on_answer(clients_, request, result);
+        },
+        frontend_);
     auto parsed = hast::config::parse(kConfig);
     HAST_ASSERT(parsed.has_value());
     hast::config::NodeIdentity identity;
@@ -226,7 +197,7 @@ class Pair {
   hast::sim::World world_;
   Clients clients_;
   HastNode* hast_[2] = {nullptr, nullptr};
-  TestFrontend* frontend_ = nullptr;
+  hast::test::QueuedFrontend* frontend_ = nullptr;
   std::uint64_t local_offset_ = 0;
 };
 

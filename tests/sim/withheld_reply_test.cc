@@ -41,6 +41,7 @@
 #include "core/replication/node.h"
 #include "sim/node.h"
 #include "sim/world.h"
+#include "tests/support/queued_frontend.h"
 #include "tests/support/sim_fixtures.h"
 
 using namespace std::chrono_literals;
@@ -116,52 +117,6 @@ class Disks final : public hast::replication::DiskProvider {
   hast::Disk& disk_;
 };
 
-// The primary's block device, fed by the test from world events.
-class TestFrontend final : public hast::BlockFrontend {
- public:
-  TestFrontend(hast::fiber::Scheduler& scheduler, std::map<std::uint64_t, Instant>& answered,
-               hast::sim::World& world)
-      : queue_(scheduler, 64), answered_(answered), world_(world) {}
-  hast::Result<BlockRequest> next_request() override {
-    auto request = queue_.pop();
-    if (!request) return hast::fail(hast::Errc::cancelled, "frontend closed");
-    return request;
-  }
-  void complete(const BlockRequest& request, hast::Result<void>) override {
-    answered_[request.id] = world_.now();
-  }
-  bool offer(const BlockRequest& request) { return queue_.try_push(request); }
-  void close() { queue_.close(); }
-
- private:
-  hast::fiber::Channel<BlockRequest> queue_;
-  std::map<std::uint64_t, Instant>& answered_;
-  hast::sim::World& world_;
-};
-
-class Frontends final : public hast::replication::FrontendFactory {
- public:
-  Frontends(hast::fiber::Scheduler& scheduler, std::map<std::uint64_t, Instant>& answered,
-            hast::sim::World& world, TestFrontend*& open)
-      : scheduler_(scheduler), answered_(answered), world_(world), open_(open) {}
-  hast::Result<std::unique_ptr<hast::BlockFrontend>> open(const hast::config::ResourceConfig&,
-                                                          std::uint64_t) override {
-    auto frontend = std::make_unique<TestFrontend>(scheduler_, answered_, world_);
-    open_ = frontend.get();
-    return std::unique_ptr<hast::BlockFrontend>(std::move(frontend));
-  }
-  void close(hast::BlockFrontend& frontend) override {
-    static_cast<TestFrontend&>(frontend).close();
-    if (open_ == &frontend) open_ = nullptr;
-  }
-
- private:
-  hast::fiber::Scheduler& scheduler_;
-  std::map<std::uint64_t, Instant>& answered_;
-  hast::sim::World& world_;
-  TestFrontend*& open_;
-};
-
 // hasta primary, hastb secondary in memsync; the test writes through hasta's frontend.
 class Pair {
  public:
@@ -229,7 +184,12 @@ class Pair {
     if (id == kB) trap_ = &disk;
     Disks disks(disk);
     hast::test::NoEvents events;
-    Frontends frontends(io.scheduler, answered_, world_, frontend_);
+    hast::test::QueuedFrontends frontends(
+        io.scheduler, 64,
+        [this](const BlockRequest& request, hast::Result<void>) {
+          answered_[request.id] = world_.now();
+        },
+        frontend_);
     auto parsed = hast::config::parse(kConfig);
     HAST_ASSERT(parsed.has_value());
     hast::config::NodeIdentity identity;
@@ -249,7 +209,7 @@ class Pair {
   hast::replication::Mutation mutation_;
   HastNode* hast_[2] = {nullptr, nullptr};
   WithholdingDisk* trap_ = nullptr;
-  TestFrontend* frontend_ = nullptr;
+  hast::test::QueuedFrontend* frontend_ = nullptr;
   std::map<std::uint64_t, Instant> answered_;
   std::map<std::uint64_t, Instant> issued_;
   std::map<std::uint64_t, std::vector<std::byte>> buffers_;
