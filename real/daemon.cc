@@ -241,6 +241,7 @@ Result<void> Daemon::apply(const config::NodeConfig& next) {
     return fail(reloaded.error());
   }
   hooks_.set_exec_paths(exec_paths(next));
+  host_.tune(next.resources);
   if (*control != nullptr) switch_control(next, std::move(*control));
   if (!options_.foreground && !options_.pidfile && next.pidfile != pidfile_path_) {
     switch_pidfile(next.pidfile);

@@ -18,10 +18,10 @@
 
 namespace hast::real {
 
-ThreadIo::ThreadIo(Log& log, std::size_t stack_bytes)
+ThreadIo::ThreadIo(Log& log, std::size_t stack_bytes, Duration poll_max)
     : stacks(stack_bytes),
       scheduler(clock, stacks, nullptr, {}),
-      ring(scheduler),
+      ring(scheduler, RingPolling{.max = poll_max}),
       network(ring),
       io{no_disk, network, clock, random, log, stacks, scheduler} {}
 
@@ -40,14 +40,22 @@ class ResourceThread final : public replication::ResourceExecutor {
   ResourceThread(ThreadHost& host, const config::ResourceConfig& resource)
       : host_(host),
         name_(resource.name),
-        own_(host.log_, host.stack_bytes_),
+        own_(host.log_, host.stack_bytes_, std::chrono::microseconds(resource.busypoll_us)),
         disks_(own_.ring),
         frontends_(own_.scheduler, own_.network, host.log_, disks_, host.runtime_directory_),
-        mailbox_(own_.ring) {}
+        mailbox_(own_.ring) {
+    host_.threads_[name_] = this;
+  }
 
   ~ResourceThread() override {
     stop();
     std::erase(host_.waiting_, this);
+    host_.threads_.erase(name_);
+  }
+
+  // busypoll of a reloaded configuration; the ring takes it at its next wait.
+  void tune(const config::ResourceConfig& resource) {
+    own_.ring.set_poll_max(std::chrono::microseconds(resource.busypoll_us));
   }
 
   NodeIo& io() override { return own_.io; }
@@ -213,6 +221,13 @@ Result<std::unique_ptr<replication::ResourceExecutor>> ThreadHost::create(
   }
   std::unique_ptr<replication::ResourceExecutor> executor = std::move(thread);
   return executor;
+}
+
+void ThreadHost::tune(const std::vector<config::ResourceConfig>& resources) {
+  for (const config::ResourceConfig& resource : resources) {
+    auto found = threads_.find(resource.name);
+    if (found != threads_.end()) found->second->tune(resource);
+  }
 }
 
 Result<void> ThreadHost::launch() {

@@ -26,6 +26,7 @@
 // the work may still refer to the waiting fiber's locals.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -59,7 +60,8 @@ class NoDisk final : public Disk {
 // (with a NoDisk). hastd's main thread (real/daemon.cc) and each ResourceThread own one.
 // Members are built in the order declared; each refers only to those above it.
 struct ThreadIo {
-  ThreadIo(Log& log, std::size_t stack_bytes);
+  // `poll_max`: the ring's spin window before it blocks (real/ring.h); zero: none.
+  ThreadIo(Log& log, std::size_t stack_bytes, Duration poll_max = Duration::zero());
   ThreadIo(const ThreadIo&) = delete;
   ThreadIo& operator=(const ThreadIo&) = delete;
 
@@ -94,6 +96,10 @@ class ThreadHost final : public replication::ResourceHost {
   // Starts the threads of the executors created so far. Errors: as create().
   Result<void> launch();
 
+  // Applies the settings a resource's thread takes without a restart (busypoll) to the
+  // threads of `resources` (a reloaded configuration). Main thread.
+  void tune(const std::vector<config::ResourceConfig>& resources);
+
  private:
   friend class ResourceThread;
 
@@ -104,6 +110,7 @@ class ThreadHost final : public replication::ResourceHost {
   std::string runtime_directory_;
   bool launched_ = false;
   std::vector<ResourceThread*> waiting_;  // created before launch(), not yet started
+  std::map<std::string, ResourceThread*> threads_;  // every live one, by resource name
 };
 
 // The name a resource thread is given: "hastd:" + the resource name, cut to 15 bytes.

@@ -1,9 +1,14 @@
 #include "real/ring.h"
 
+#include <fcntl.h>
+#include <sched.h>
 #include <sys/eventfd.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -26,7 +31,15 @@ __kernel_timespec to_timespec(Duration duration) {
 
 }  // namespace
 
-Ring::Ring(fiber::Scheduler& scheduler, unsigned entries) : scheduler_(scheduler) {
+Ring::Ring(fiber::Scheduler& scheduler, RingPolling polling, unsigned entries)
+    : scheduler_(scheduler),
+      poll_(polling.max),
+      poll_max_ns_(polling.max.count()),
+      contended_(polling.contended) {
+  if (polling.only_on_idle_cpus) {
+    loadavg_fd_ = ::open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+    cpus_ = std::max(1, get_nprocs());
+  }
   // COOP_TASKRUN: completions are not signalled to this thread by an interrupt while it
   // runs fibers; it picks them up on its next io_uring_enter, which is where it waits
   // anyway (a blocked wait is still woken). Kernels before 5.19 refuse the flag.
@@ -41,6 +54,7 @@ Ring::~Ring() {
   HAST_ASSERT_MSG(in_flight_ == 0, "Ring destroyed with operations in flight (drain first)");
   io_uring_queue_exit(&ring_);  // cancels the eventfd read, if armed
   ::close(event_fd_);
+  if (loadavg_fd_ >= 0) ::close(loadavg_fd_);
 }
 
 io_uring_sqe* Ring::next_sqe() {
@@ -114,6 +128,27 @@ void Ring::arm_eventfd() {
 
 void Ring::wait(Deadline deadline) {
   arm_eventfd();
+  Duration poll_max(poll_max_ns_.load(std::memory_order_relaxed));
+  if (poll_max != poll_.max()) poll_ = PollWindow(poll_max);
+  bool must_wait = io_uring_cq_ready(&ring_) == 0;
+  Instant start = scheduler_.clock().now();
+  Duration window = poll_.current(start);
+  if (must_wait && window > Duration::zero() && cpus_spare()) {
+    io_uring_submit(&ring_);
+    Instant until = start + window;
+    if (deadline && *deadline < until) until = *deadline;
+    Spin spun = spin(until);
+    if (spun == Spin::caught) {
+      caught_spinning_++;
+      poll_.record(scheduler_.clock().now() - start, /*caught=*/true);
+      reap();
+      return;
+    }
+    if (spun == Spin::contended) {
+      poll_.contended(scheduler_.clock().now());
+      must_wait = false;  // recorded
+    }
+  }
   // One io_uring_enter submits what the last pass prepared and waits for a completion
   // (liburing skips the call when nothing is to submit and a completion is ready).
   io_uring_cqe* cqe = nullptr;
@@ -126,7 +161,41 @@ void Ring::wait(Deadline deadline) {
   }
   HAST_ASSERT_MSG(rc >= 0 || rc == -ETIME || rc == -EINTR || rc == -EAGAIN || rc == -EBUSY,
                   "io_uring wait: {}", std::strerror(-rc));
+  blocked_++;
+  if (must_wait) {
+    poll_.record(scheduler_.clock().now() - start, /*caught=*/false);
+  }
   reap();
+}
+
+// Spins until a completion is queued or `until`. Each round is one sched_yield(): another
+// runnable thread gets this CPU, and the return from the system call runs the task work
+// through which io_uring posts completions to a COOP_TASKRUN ring. A round that took
+// longer than contended_ means another thread had the CPU meanwhile: spinning then only
+// competes with work, so it stops and the wait blocks.
+Ring::Spin Ring::spin(Instant until) {
+  Instant last = scheduler_.clock().now();
+  while (true) {
+    sched_yield();
+    if (io_uring_cq_ready(&ring_) > 0) return Spin::caught;
+    Instant now = scheduler_.clock().now();
+    if (now - last > contended_) return Spin::contended;
+    if (now >= until) return Spin::expired;
+    last = now;
+  }
+}
+
+// /proc/loadavg's fourth field is "running/total": the threads runnable right now, this
+// one included. Unreadable: assume CPUs are spare.
+bool Ring::cpus_spare() {
+  if (loadavg_fd_ < 0) return true;
+  char text[128];
+  ssize_t n = ::pread(loadavg_fd_, text, sizeof text - 1, 0);
+  if (n <= 0) return true;
+  text[n] = '\0';
+  int running = 0;
+  if (std::sscanf(text, "%*s %*s %*s %d/", &running) != 1) return true;
+  return running <= cpus_;
 }
 
 void Ring::reap() {

@@ -23,6 +23,7 @@
 // such as `fuse` or `frontend` stay usable as resource and node names:
 //   frontend nbd [ADDRESS] | fuse [LINK] | ublk [LINK] | none   resource and resource-node
 //   syncrate NUM[K|M|G] | none                            global and resource
+//   busypoll MICROSECONDS | none                          global and resource
 #pragma once
 
 #include <cstdint>
@@ -45,6 +46,10 @@ inline constexpr std::string_view default_pidfile = "/var/run/hastd.pid";
 inline constexpr std::string_view default_listen_ipv4 = "tcp4://0.0.0.0:8457";
 inline constexpr std::string_view default_listen_ipv6 = "tcp6://[::]:8457";
 inline constexpr int default_timeout_seconds = 20;
+// busypoll: the longest a resource's thread spins for a completion before it blocks
+// (real/ring.h); adaptive below it. 0: never spin.
+inline constexpr std::uint32_t default_busypoll_us = 0;
+inline constexpr std::uint32_t busypoll_us_max = 10000;
 // HAST's buffers hold this many bytes including the terminating NUL; longer is an error.
 inline constexpr std::size_t address_size_max = 1024;  // HAST_ADDRSIZE
 inline constexpr std::size_t path_size_max = 1024;     // PATH_MAX
@@ -99,8 +104,9 @@ struct FrontendConfig {
 
 // Everything a section can set; unset is nullopt (or an empty listen list). One shape
 // for all four kinds of section; the parser only sets the fields §2.2 allows where the
-// section is (global: control..metaflush and syncrate; global node: control, pidfile,
-// listen; resource: replication..metaflush, name, local, frontend, syncrate; resource
+// section is (global: control..metaflush, syncrate and busypoll; global node: control,
+// pidfile, listen; resource: replication..metaflush, name, local, frontend, syncrate,
+// busypoll; resource
 // node: name, local, remote, source, metaflush, frontend). When a setting is repeated in
 // one section the last one wins, as in HAST, except listen, which accumulates.
 struct Settings {
@@ -119,6 +125,7 @@ struct Settings {
   std::optional<ConfiguredAddress> source;
   std::optional<FrontendConfig> frontend;
   std::optional<std::uint64_t> syncrate_bytes_per_second;  // 0: unlimited
+  std::optional<std::uint32_t> busypoll_us;                // 0: none
 
   friend bool operator==(const Settings&, const Settings&) = default;
 };
@@ -197,6 +204,7 @@ struct ResourceConfig {
   bool metaflush = true;
   FrontendConfig frontend;
   std::uint64_t syncrate_bytes_per_second = 0;  // 0: unlimited
+  std::uint32_t busypoll_us = default_busypoll_us;
 
   // The remote as hastctl prints it: the configured text, or "none".
   std::string remote_text() const { return remote ? remote->text : std::string("none"); }

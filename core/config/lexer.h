@@ -11,7 +11,7 @@
 // Windows), and any other character (a quote, `;`, `@`, a control byte) is an error
 // naming its line, where flex silently echoed it to stdout and went on.
 //
-// Our extension words (frontend, syncrate, nbd, fuse, ublk) are not keywords here: they
+// Our extension words (frontend, syncrate, busypoll, nbd, fuse, ublk) are not keywords here: they
 // lex as strings and the parser recognises them by position.
 #pragma once
 

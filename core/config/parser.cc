@@ -56,13 +56,14 @@ enum class Statement : std::uint8_t {
   source,
   frontend,
   syncrate,
+  busypoll,
 };
 
 constexpr unsigned bit(Section section) {
   return 1u << static_cast<unsigned>(section);
 }
 
-// The sections a statement may appear in (§2.2, plus our frontend and syncrate).
+// The sections a statement may appear in (§2.2, plus our frontend, syncrate, busypoll).
 unsigned placement(Statement statement) {
   constexpr unsigned global = bit(Section::global);
   constexpr unsigned global_node = bit(Section::global_node);
@@ -79,6 +80,7 @@ unsigned placement(Statement statement) {
     case Statement::timeout:
     case Statement::exec:
     case Statement::syncrate:
+    case Statement::busypoll:
       return global | resource;
     case Statement::metaflush:
       return global | resource | resource_node;
@@ -98,6 +100,7 @@ unsigned placement(Statement statement) {
 std::optional<Statement> statement_of(const Token& token) {
   if (token.is_word("frontend")) return Statement::frontend;
   if (token.is_word("syncrate")) return Statement::syncrate;
+  if (token.is_word("busypoll")) return Statement::busypoll;
   if (token.kind != TokenKind::keyword) return std::nullopt;
   switch (token.keyword) {
     case Keyword::control:
@@ -183,6 +186,7 @@ class Parser {
   Result<FrontendConfig> parse_frontend(const Token& keyword);
   Result<std::optional<std::string>> optional_link(std::string_view kind);
   Result<std::uint64_t> parse_syncrate(const Token& keyword);
+  Result<std::uint32_t> parse_busypoll(const Token& keyword);
   template <typename T>
   Result<T> expect_choice(const Token& keyword,
                           std::initializer_list<std::pair<Keyword, T>> choices);
@@ -340,6 +344,8 @@ Result<void> Parser::parse_value(Statement statement, const Token& keyword, Sett
       return assign(settings.frontend, parse_frontend(keyword));
     case Statement::syncrate:
       return assign(settings.syncrate_bytes_per_second, parse_syncrate(keyword));
+    case Statement::busypoll:
+      return assign(settings.busypoll_us, parse_busypoll(keyword));
   }
   HAST_UNREACHABLE();
 }
@@ -528,6 +534,21 @@ Result<std::uint64_t> Parser::parse_syncrate(const Token& keyword) {
     return config_error(token.line, fmt::format("syncrate {} is too large", describe(token)));
   }
   return *value << shift;
+}
+
+// `busypoll MICROSECONDS | none` (ours): 0 or none turns spinning off.
+Result<std::uint32_t> Parser::parse_busypoll(const Token& keyword) {
+  const Token& token = take();
+  if (token.is(Keyword::none)) return std::uint32_t{0};
+  if (token.kind != TokenKind::number) {
+    return expected(keyword, "a number of microseconds or none", token);
+  }
+  auto value = parse_decimal(token.text);
+  if (!value || *value > busypoll_us_max) {
+    return config_error(token.line, fmt::format("busypoll {} is too large (at most {} us)",
+                                                describe(token), busypoll_us_max));
+  }
+  return static_cast<std::uint32_t>(*value);
 }
 
 Unexpected Parser::expected(const Token& keyword, std::string_view what, const Token& found,

@@ -56,6 +56,7 @@ void Printer::settings(const Settings& s, int depth) {
   if (s.source) line(depth, fmt::format("source {}", s.source->text));
   if (s.frontend) frontend(*s.frontend, depth);
   optional_line(depth, "syncrate", s.syncrate_bytes_per_second);
+  optional_line(depth, "busypoll", s.busypoll_us);
 }
 
 void Printer::frontend(const FrontendConfig& frontend, int depth) {

@@ -5,7 +5,8 @@
 // from the enclosing level, then from the default (reference/hast-spec.md §2.3):
 //   control, pidfile   global node section -> global -> default
 //   listen             union of global and matching global node sections -> default
-//   replication, checksum, compression, timeout, exec, syncrate   resource -> global
+//   replication, checksum, compression, timeout, exec, syncrate, busypoll
+//                      resource -> global -> default
 //   metaflush          resource node -> resource -> global -> on
 //   name, local, frontend   resource node -> resource (-> resource name, -, fuse)
 //   remote, source     resource node only
@@ -150,6 +151,8 @@ Result<ResourceConfig> resolve_resource(const Settings& global, const ResourceSe
       first_of({last_set(nodes, &Settings::metaflush), settings.metaflush, global.metaflush}, true);
   resource.syncrate_bytes_per_second = first_of(
       {settings.syncrate_bytes_per_second, global.syncrate_bytes_per_second}, std::uint64_t{0});
+  resource.busypoll_us =
+      first_of({settings.busypoll_us, global.busypoll_us}, default_busypoll_us);
   HAST_ASSERT(resource.timeout_seconds > 0);
   return resource;
 }

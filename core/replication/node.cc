@@ -271,6 +271,7 @@ ResourceChange Resource::reload(const config::ResourceConfig& next, bool& restar
   switch (change) {
     case ResourceChange::none:
       config_.line = next.line;
+      config_.busypoll_us = next.busypoll_us;
       break;
     case ResourceChange::live:
       log_info(context_.io.log, "Resource {} configuration was modified, reloading it.",
@@ -561,9 +562,11 @@ ResourceChange classify_change(const config::ResourceConfig& running,
   rest.exec_path = running.exec_path;
   rest.metaflush = running.metaflush;
   rest.syncrate_bytes_per_second = running.syncrate_bytes_per_second;
+  rest.busypoll_us = running.busypoll_us;
   if (!(rest == running)) return ResourceChange::restart;
   config::ResourceConfig moved = running;
   moved.line = next.line;
+  moved.busypoll_us = next.busypoll_us;  // the executor's (ThreadHost::tune), not the role's
   if (moved == next) return ResourceChange::none;
   return role == meta::Role::primary ? ResourceChange::live : ResourceChange::restart;
 }

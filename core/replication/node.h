@@ -112,7 +112,8 @@ struct ResourceStatus {
 //   timeout, exec, metaflush or syncrate differ:
 //     role init or secondary                            → restart
 //     role primary                                      → live
-//   nothing else differs (the `line` of the statement)  → none: the new line is kept
+//   nothing else differs (the `line` of the statement, busypoll, which the executor's
+//   thread applies itself: real/resource_thread.h)     → none: the new values are kept
 //
 // A restart of a resource in init only replaces its configuration (no role change, no
 // event). The frontend is not one of HAST's fields: a primary serves it, so changing it

@@ -458,6 +458,11 @@ TEST_CASE("Reload: what a changed resource needs, per field and role", "[sim][re
   moved.line = running.line + 10;
   for (Role role : {Role::init, Role::secondary, Role::primary})
     CHECK(hast::replication::classify_change(running, moved, role) == ResourceChange::none);
+  // busypoll is the executor thread's (real/resource_thread.h): no role change for it.
+  ResourceConfig polled = running;
+  polled.busypoll_us = 75;
+  for (Role role : {Role::init, Role::secondary, Role::primary})
+    CHECK(hast::replication::classify_change(running, polled, role) == ResourceChange::none);
 }
 
 TEST_CASE("Reload: resources added in init and usable, removed ones go to init and away",

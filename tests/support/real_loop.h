@@ -13,7 +13,8 @@
 namespace hast::test {
 
 struct RealLoop {
-  explicit RealLoop(unsigned ring_entries = 64) : ring(scheduler, ring_entries) {}
+  explicit RealLoop(unsigned ring_entries = 64, real::RingPolling polling = {})
+      : ring(scheduler, polling, ring_entries) {}
 
   real::RealClock clock;
   real::GuardedStacks stacks{256 * 1024};

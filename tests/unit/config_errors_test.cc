@@ -124,6 +124,8 @@ TEST_CASE("Config: misplaced statements and broken sections name the line", "[un
       {"resource r { on h { syncrate 1 } }",
        "line 1: unexpected 'syncrate' in resource node section"},
       {"on h { syncrate 1 }", "line 1: unexpected 'syncrate' in node section"},
+      {"resource r { on h { busypoll 50 } }",
+       "line 1: unexpected 'busypoll' in resource node section"},
       // Structure.
       {"\n}\n", "line 2: unexpected '}' in global section"},
       {"{", "line 1: unexpected '{' in global section"},
@@ -174,6 +176,11 @@ TEST_CASE("Config: bad values name the line and what was expected", "[unit][conf
        "line 1: expected a rate in bytes per second (NUM, "
        "NUM[K|M|G] or none) after 'syncrate', found "
        "'18446744073709551616'"},
+      {"busypoll fast",
+       "line 1: expected a number of microseconds or none after 'busypoll', found 'fast'"},
+      {"busypoll 10001", "line 1: busypoll '10001' is too large (at most 10000 us)"},
+      {"resource r { busypoll -1 }",
+       "line 1: expected a number of microseconds or none after 'busypoll', found '-1'"},
       {"resource r { frontend iscsi }",
        "line 1: expected nbd, fuse, ublk or none after 'frontend', found 'iscsi'"},
       {"resource r { frontend fuse dev/hast/r }",
@@ -248,7 +255,8 @@ TEST_CASE("Config: keywords and numbers are not names", "[unit][config]") {
                       "reserved)",
                       keyword));
   }
-  for (std::string_view word : {"frontend", "syncrate", "nbd", "fuse", "ublk", "Resource"}) {
+  for (std::string_view word :
+       {"frontend", "syncrate", "busypoll", "nbd", "fuse", "ublk", "Resource"}) {
     CHECK(!config::keyword_of(word).has_value());
   }
   CHECK(error_text("resource 123 { }") ==

@@ -172,6 +172,7 @@ TEST_CASE("Config: every default", "[unit][config]") {
   CHECK(r.metaflush);
   CHECK(!r.source.has_value());
   CHECK(r.syncrate_bytes_per_second == 0);
+  CHECK(r.busypoll_us == config::default_busypoll_us);
   CHECK(r.frontend.kind == config::FrontendKind::fuse);
   CHECK(r.frontend.link == "/dev/hast/r");
   CHECK(!r.frontend.nbd_address.has_value());
@@ -240,7 +241,7 @@ on fbsd_h1 { listen 10.0.0.1:3 }
 TEST_CASE("Config: resource settings inherit from the global level", "[unit][config]") {
   constexpr std::string_view globals =
       "replication fullsync\nchecksum crc32\ncompression lzf\ntimeout 7\nexec /g\n"
-      "metaflush off\nsyncrate 1K\n";
+      "metaflush off\nsyncrate 1K\nbusypoll 150\n";
   auto inherited = resolve_r(fmt::format("{}{}", globals, resource_r("")));
   CHECK(inherited.replication == config::ReplicationMode::fullsync);
   CHECK(inherited.checksum == config::Checksum::crc32);
@@ -249,11 +250,12 @@ TEST_CASE("Config: resource settings inherit from the global level", "[unit][con
   CHECK(inherited.exec_path == "/g");
   CHECK(!inherited.metaflush);
   CHECK(inherited.syncrate_bytes_per_second == 1024);
+  CHECK(inherited.busypoll_us == 150);
 
   auto own = resolve_r(
       fmt::format("{}{}", globals,
                   resource_r("replication async checksum sha256 compression none timeout 9 exec /r "
-                             "metaflush on syncrate 2M")));
+                             "metaflush on syncrate 2M busypoll none")));
   CHECK(own.replication == config::ReplicationMode::async);
   CHECK(own.checksum == config::Checksum::sha256);
   CHECK(own.compression == config::Compression::none);
@@ -261,6 +263,7 @@ TEST_CASE("Config: resource settings inherit from the global level", "[unit][con
   CHECK(own.exec_path == "/r");
   CHECK(own.metaflush);
   CHECK(own.syncrate_bytes_per_second == 2 * 1024 * 1024);
+  CHECK(own.busypoll_us == 0);
 
   // Global settings after the resource still apply (HAST fills them in at the end).
   auto late = resolve_r(fmt::format("{}{}", resource_r(""), globals));
