@@ -38,6 +38,23 @@ ByteBuffer keep_for_remote(const BlockRequest& client, std::span<const std::byte
   return taken;
 }
 
+// Remote FLUSH batching (remote_flusher_loop): writes wait at most this long for a FLUSH
+// that only keeps extents marked anyway, and no more than this many wait at once.
+constexpr auto kFlushDeferMax = std::chrono::seconds(1);
+constexpr std::size_t kUnflushedMax = 4096;
+
+// Whether every extent the ranges cover is in the keep-dirty set: marked on disk whatever
+// a FLUSH says, so flushing them now cleans nothing.
+bool all_kept_dirty(const meta::Activemap& map,
+                    std::span<const std::pair<std::uint64_t, std::uint64_t>> ranges) {
+  for (auto [offset, length] : ranges) {
+    auto [first, last] = extent_span(map, offset, length);
+    for (std::uint64_t e = first; e <= last; e++)
+      if (!map.in_keep_dirty(meta::ExtentIndex{e})) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 Primary::Primary(ResourceContext& context, LocalComponent& local, BlockFrontend* frontend)
@@ -505,14 +522,34 @@ Result<void> Primary::handle_flush() {
   return local;
 }
 
+// Writes the secondary acknowledged become clean only under a remote FLUSH (defect 9);
+// the flusher sends one for what gathered within 1 ms of the first. A batch whose writes
+// all lie in keep-dirty extents waits (up to kFlushDeferMax, or kUnflushedMax writes)
+// until one that could become clean joins it: flushing those writes would leave their
+// extents marked on disk all the same, and on the same disk as the client's writes each
+// FLUSH costs them latency. Until then they count as pending on their extents; a client
+// FLUSH or a disconnect settles them as any other.
 void Primary::remote_flusher_loop() {
+  bool waiting = false;  // a batch of kept extents is waiting, since `since`
+  Instant since{};
   while (true) {
-    if (!unflushed_ready_.wait()) return;
+    Deadline until;
+    if (waiting) until = since + kFlushDeferMax;
+    auto woken = unflushed_ready_.wait(until);
+    if (!woken && woken.error().code() != Errc::timed_out) return;
     unflushed_ready_.reset();
     // Let a few more writes join the batch.
-    if (!context_.io.scheduler.sleep_for(std::chrono::milliseconds(1))) return;
+    if (woken && !context_.io.scheduler.sleep_for(std::chrono::milliseconds(1))) return;
+    Instant now = context_.io.clock.now();
+    bool due = !woken || (waiting && now >= since + kFlushDeferMax) ||
+               unflushed_.size() >= kUnflushedMax || !all_kept_dirty(local_.map(), unflushed_);
+    if (unflushed_.empty() || !due) {
+      if (!waiting) since = now;
+      waiting = !unflushed_.empty();
+      continue;
+    }
+    waiting = false;
     auto covered = take_unflushed();
-    if (covered.empty()) continue;
     RemoteOp op(context_.io.scheduler);
     op.request.cmd = proto::RequestCommand::flush;
     bool sent = !context_.mutated(Mutation::drop_remote_flush) && submit(op, true);
