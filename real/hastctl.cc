@@ -35,7 +35,7 @@ int run_in_fiber(const std::function<int(Ring&, Clock&)>& body) {
   RealClock clock;
   GuardedStacks stacks(1024 * 1024);
   fiber::Scheduler scheduler(clock, stacks, nullptr, {});
-  Ring ring(scheduler, 64);
+  Ring ring(scheduler, {}, 64);
   int code = exit_software;
   HAST_ASSERT(scheduler.spawn("hastctl", [&] { code = body(ring, clock); }).has_value());
   scheduler.run(ring);
@@ -122,18 +122,26 @@ int dump_one(const config::ResourceConfig& resource) {
                             resource.local_path, n < 0 ? std::strerror(error) : "short read"));
     return exit_io_error;
   }
-  auto metadata = meta::decode_block(block, resource.local_path);
-  if (metadata) {
-    if (auto checked = meta::check_resource(*metadata, resource.local_path, resource.name);
+  auto area = meta::decode_area(block, resource.local_path);
+  if (area) {
+    if (auto checked = meta::check_resource(area->metadata, resource.local_path, resource.name);
         !checked) {
-      metadata = fail(checked.error());
+      area = fail(checked.error());
     }
   }
-  if (!metadata) {
-    print_error(fmt::format("[{}] {}", resource.name, metadata.error().message()));
+  if (!area) {
+    print_error(fmt::format("[{}] {}", resource.name, area.error().message()));
     return exit_io_error;
   }
-  std::fputs(format_dump(*metadata).c_str(), stdout);
+  // Which copy was read goes to stderr, so the output stays FreeBSD's.
+  if (!area->note.empty()) {
+    std::fputs(
+        fmt::format("[WARNING] [{}] Metadata read from the {} copy of {}: {}.\n", resource.name,
+                    meta::metadata_copy_name(area->copy), resource.local_path, area->note)
+            .c_str(),
+        stderr);
+  }
+  std::fputs(format_dump(area->metadata).c_str(), stdout);
   return exit_ok;
 }
 

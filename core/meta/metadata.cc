@@ -4,8 +4,10 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <optional>
 
 #include <fmt/format.h>
+#include <zlib.h>
 
 #include "core/proto/nv.h"
 
@@ -31,6 +33,11 @@ constexpr std::size_t encoded_size_max =
     element_bytes(5, 8 * stale_extents_max) +         // stale
     element_bytes(12, 1);                             // inconsistent
 static_assert(encoded_size_max < metadata_size, "a full metadata block must fit in 4096 bytes");
+// The first copy ends with a zero byte before the second copy starts (FreeBSD stops
+// reading there), and the second copy's header and nv fit in the second half.
+static_assert(encoded_size_max < metadata_copy_offset, "the block must end before the copy");
+static_assert(metadata_copy_header_bytes + encoded_size_max <= metadata_size - metadata_copy_offset,
+              "the second copy must fit in the second half of the area");
 
 constexpr std::uint64_t offset_limit = std::numeric_limits<std::int64_t>::max();
 
@@ -220,7 +227,10 @@ Result<void> check_metadata(const Metadata& m) {
   return check_stale(m, extents);
 }
 
-std::array<std::byte, metadata_size> encode_block(const Metadata& metadata) {
+namespace {
+
+// The nv of a block: HAST's fields, then the extensions that are set.
+std::vector<std::byte> encode_nv(const Metadata& metadata) {
   auto valid = check_metadata(metadata);
   HAST_ASSERT_MSG(valid.has_value(), "encoding invalid metadata: {}", valid.error().message());
   Nv nv;
@@ -241,7 +251,15 @@ std::array<std::byte, metadata_size> encode_block(const Metadata& metadata) {
   }
   if (metadata.inconsistent) nv.add_uint8("inconsistent", 1);
   std::vector<std::byte> bytes = nv.encode();
+  HAST_ASSERT(!bytes.empty());
   HAST_ASSERT(bytes.size() <= encoded_size_max);
+  return bytes;
+}
+
+}  // namespace
+
+std::array<std::byte, metadata_size> encode_block(const Metadata& metadata) {
+  std::vector<std::byte> bytes = encode_nv(metadata);
   std::array<std::byte, metadata_size> block{};
   std::memcpy(block.data(), bytes.data(), bytes.size());
   return block;
@@ -297,6 +315,148 @@ Result<void> check_fits_provider(const Metadata& m, std::string_view provider,
                                        m.local_offset_bytes + m.data_size_bytes, media_size_bytes));
   }
   return ok();
+}
+
+// ---- The metadata area ----
+namespace {
+
+constexpr std::array<std::byte, 8> copy_magic = {std::byte{'H'}, std::byte{'A'}, std::byte{'S'},
+                                                 std::byte{'T'}, std::byte{'C'}, std::byte{'O'},
+                                                 std::byte{'P'}, std::byte{'Y'}};
+// Offsets inside the second copy's header (file comment of metadata.h).
+constexpr std::size_t at_generation = 8;
+constexpr std::size_t at_nv_bytes = 16;
+constexpr std::size_t at_first_crc = 20;
+constexpr std::size_t at_copy_crc = 28;
+static_assert(at_copy_crc + 4 == metadata_copy_header_bytes);
+constexpr std::size_t copy_nv_bytes_max =
+    metadata_size - metadata_copy_offset - metadata_copy_header_bytes;
+
+void store_le(std::span<std::byte> to, std::uint64_t value, std::size_t bytes) {
+  HAST_ASSERT(to.size() >= bytes);
+  for (std::size_t i = 0; i < bytes; i++)
+    to[i] = static_cast<std::byte>(value >> (8 * i));
+}
+
+std::uint64_t load_le(std::span<const std::byte> from, std::size_t bytes) {
+  HAST_ASSERT(from.size() >= bytes);
+  std::uint64_t value = 0;
+  for (std::size_t i = 0; i < bytes; i++)
+    value |= std::uint64_t(from[i]) << (8 * i);
+  return value;
+}
+
+std::uint32_t crc_of(std::span<const std::byte> bytes, std::uint32_t crc = 0) {
+  HAST_ASSERT(bytes.size() <= metadata_size);
+  auto* data = reinterpret_cast<const unsigned char*>(bytes.data());
+  return static_cast<std::uint32_t>(::crc32(crc, data, static_cast<uInt>(bytes.size())));
+}
+
+// The second copy's checksum: its header up to copy_crc, then its nv.
+std::uint32_t copy_crc_of(std::span<const std::byte> copy, std::size_t nv_bytes) {
+  HAST_ASSERT(metadata_copy_header_bytes + nv_bytes <= copy.size());
+  std::uint32_t crc = crc_of(copy.first(at_copy_crc));
+  return crc_of(copy.subspan(metadata_copy_header_bytes, nv_bytes), crc);
+}
+
+// The first copy's checksum, as the second copy records it.
+std::uint32_t first_crc_of(std::span<const std::byte> area) {
+  HAST_ASSERT(area.size() == metadata_size);
+  return crc_of(area.first(metadata_copy_offset));
+}
+
+// A valid second copy, or why there is none (`present`: the magic was there).
+struct SecondCopy {
+  std::optional<Metadata> metadata;
+  std::uint64_t generation = 0;
+  std::uint32_t first_crc = 0;
+  bool present = false;
+  std::string problem;
+};
+
+SecondCopy decode_second(std::span<const std::byte> area, std::string_view provider) {
+  HAST_ASSERT(area.size() == metadata_size);
+  auto copy = area.subspan(metadata_copy_offset);
+  SecondCopy second;
+  second.present = std::equal(copy_magic.begin(), copy_magic.end(), copy.begin());
+  if (!second.present) return second;
+  std::uint64_t nv_bytes = load_le(copy.subspan(at_nv_bytes), 4);
+  if (nv_bytes == 0 || nv_bytes > copy_nv_bytes_max) {
+    second.problem = fmt::format("its nv length {} is out of range", nv_bytes);
+    return second;
+  }
+  if (load_le(copy.subspan(at_copy_crc), 4) != copy_crc_of(copy, nv_bytes)) {
+    second.problem = "checksum mismatch";
+    return second;
+  }
+  second.generation = load_le(copy.subspan(at_generation), 8);
+  second.first_crc = static_cast<std::uint32_t>(load_le(copy.subspan(at_first_crc), 4));
+  if (second.generation == 0) {
+    second.problem = "generation 0";
+    return second;
+  }
+  auto metadata = decode_block(copy.subspan(metadata_copy_header_bytes, nv_bytes), provider);
+  if (!metadata) {
+    second.problem = metadata.error().context();
+    return second;
+  }
+  second.metadata = std::move(*metadata);
+  return second;
+}
+
+}  // namespace
+
+std::string_view metadata_copy_name(MetadataCopy copy) {
+  return copy == MetadataCopy::first ? "first" : "second";
+}
+
+std::array<std::byte, metadata_size> encode_area(const Metadata& metadata,
+                                                 std::uint64_t generation) {
+  HAST_ASSERT(generation > 0);
+  std::vector<std::byte> nv = encode_nv(metadata);
+  HAST_ASSERT(nv.size() < metadata_copy_offset && nv.size() <= copy_nv_bytes_max);
+  std::array<std::byte, metadata_size> area{};
+  std::copy(nv.begin(), nv.end(), area.begin());
+  std::span<std::byte> copy = std::span(area).subspan(metadata_copy_offset);
+  std::copy(copy_magic.begin(), copy_magic.end(), copy.begin());
+  store_le(copy.subspan(at_generation), generation, 8);
+  store_le(copy.subspan(at_nv_bytes), nv.size(), 4);
+  store_le(copy.subspan(at_first_crc), first_crc_of(area), 4);
+  std::copy(nv.begin(), nv.end(), copy.begin() + metadata_copy_header_bytes);
+  std::size_t nv_bytes = nv.size();
+  store_le(copy.subspan(at_copy_crc), copy_crc_of(copy, nv_bytes), 4);
+  return area;
+}
+
+Result<MetadataArea> decode_area(std::span<const std::byte> area, std::string_view provider) {
+  if (area.size() > metadata_size) {
+    return fail(Errc::invalid_argument,
+                fmt::format("metadata area of {} bytes, more than {}", area.size(), metadata_size));
+  }
+  std::array<std::byte, metadata_size> padded{};
+  std::copy(area.begin(), area.end(), padded.begin());
+  SecondCopy second = decode_second(padded, provider);
+  auto first = decode_block(padded, provider);
+  if (second.metadata && first && first_crc_of(padded) == second.first_crc) {
+    return MetadataArea{std::move(*first), second.generation, MetadataCopy::first, {}};
+  }
+  if (second.metadata) {
+    // The write of this generation stopped before the first copy was whole.
+    std::string why = first ? "differs" : first.error().context();
+    return MetadataArea{std::move(*second.metadata), second.generation, MetadataCopy::second,
+                        fmt::format("the first copy is torn or older than the second copy "
+                                    "(generation {}): {}",
+                                    second.generation, why)};
+  }
+  if (!first) {
+    if (!second.present) return fail(first.error());
+    return fail(Errc::corruption,
+                fmt::format("{}; the second copy at offset {} is unusable too: {}",
+                            first.error().context(), metadata_copy_offset, second.problem));
+  }
+  std::string note;
+  if (second.present) note = fmt::format("the second copy is unusable: {}", second.problem);
+  return MetadataArea{std::move(*first), 0, MetadataCopy::first, std::move(note)};
 }
 
 bool is_stale(const Metadata& metadata, ExtentIndex extent) {

@@ -30,6 +30,34 @@
 // stricter where HAST would go on with nonsense (zero or non-power-of-two extent size, a
 // map that cannot fit before the data area, counts that overflow). Every rejection is
 // Errc::corruption with a sentence naming the provider and the field.
+//
+// The metadata area and its second copy (torn-write protection, ours). The block is
+// rewritten in place, and a power loss during that write can leave each sector old or
+// new: a block whose nv no longer decodes would keep the resource from starting although
+// every other byte is fine. FreeBSD reads the nv at offset 0 and ignores everything after
+// its terminating zero, and the nv never reaches metadata_copy_offset (static_assert), so
+// the second half of the area holds a second copy:
+//
+//   [0, 2048)     the first copy: the block above (what FreeBSD reads and writes)
+//   [2048, 4096)  the second copy: a 32-byte header, then the same nv bytes
+//     magic       8 bytes "HASTCOPY"
+//     generation  uint64 LE  numbers our metadata writes, from 1
+//     nv_bytes    uint32 LE  length of the nv that follows the header
+//     first_crc   uint32 LE  crc32 of area[0, 2048) as this generation writes it
+//     reserved    uint32     zero
+//     copy_crc    uint32 LE  crc32 of header bytes [0, 28) followed by the nv bytes
+//
+// A write makes the second copy durable first, then the first copy (LocalComponent), so
+// at any instant at most one copy is being written and the other is whole. Reading:
+//   - a valid second copy whose first_crc matches the first copy: both hold the same
+//     generation; the first copy is used;
+//   - a valid second copy and a first copy that differs (torn, or older because the
+//     write stopped between the two copies): the second copy is newer and is used;
+//   - no valid second copy (absent, as FreeBSD and older writers leave the area, or
+//     torn): the first copy is used alone, exactly as FreeBSD reads it.
+// A writer that knows nothing of the second copy (FreeBSD) writes the whole area with
+// zeroes after the nv, which erases the second copy, so a stale one is never preferred.
+// On sectors of 4096 bytes the area is one sector, written with one (atomic) write.
 #pragma once
 
 #include <array>
@@ -110,6 +138,45 @@ Result<void> check_resource(const Metadata& metadata, std::string_view provider,
 // Errc::corruption "Metadata read from P does not fit the provider: <reason>" otherwise.
 Result<void> check_fits_provider(const Metadata& metadata, std::string_view provider,
                                  std::uint64_t media_size_bytes, std::uint32_t sector_size_bytes);
+
+// ---- The metadata area: the block and its second copy (see the file comment) ----
+
+// Where the second copy starts; also the bytes the first copy may use.
+inline constexpr std::uint32_t metadata_copy_offset = metadata_size / 2;
+inline constexpr std::uint32_t metadata_copy_header_bytes = 32;
+
+enum class MetadataCopy : std::uint8_t {
+  first,   // offset 0: the block FreeBSD reads
+  second,  // offset metadata_copy_offset: ours
+};
+std::string_view metadata_copy_name(MetadataCopy copy);
+
+struct MetadataArea {
+  Metadata metadata;
+  // The generation of the area: of the valid second copy that vouches for the metadata,
+  // 0 when there is none (an area FreeBSD wrote). The next write uses generation + 1.
+  std::uint64_t generation = 0;
+  // The copy the metadata was read from.
+  MetadataCopy copy = MetadataCopy::first;
+  // Empty when the copies agree (or there is no second copy); otherwise one sentence
+  // saying why a copy was passed over ("the first copy is torn or older than the second
+  // copy (generation 7): ...", "the second copy is unusable: checksum mismatch").
+  std::string note;
+};
+
+// The whole area for `metadata` (which must pass check_metadata: asserted) written as
+// generation `generation` (>= 1): the first copy is encode_block's bytes, the second
+// copy its header and the same nv.
+std::array<std::byte, metadata_size> encode_area(const Metadata& metadata,
+                                                 std::uint64_t generation);
+
+// Reads an area as described in the file comment. `area` is at most metadata_size bytes
+// (shorter reads as zero-padded). Errors: those of decode_block for the first copy when no
+// valid second copy exists, unchanged when the second copy is absent, and with
+// "; the second copy at offset 2048 is unusable too: <reason>" appended when one was
+// there but failed its checks.
+Result<MetadataArea> decode_area(std::span<const std::byte> area,
+                                 std::string_view provider = "the local component");
 
 // ---- The stale-on-primary list (DESIGN.md §1.2 item 3) ----
 // It lives here, not in the activemap: it is persisted in the metadata block, and adding

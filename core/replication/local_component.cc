@@ -33,25 +33,33 @@ Result<meta::Metadata> create_local(Disk& disk, std::string_view resource,
   if (options.keep_dirty == 0) return fail(Errc::invalid_argument, "keepdirty must be > 0");
   meta::Metadata metadata =
       meta::created_metadata(std::string(resource), *layout, options.keep_dirty);
-  auto block = meta::encode_block(metadata);
-  HAST_TRY(disk.write(0, block, Fua::yes));
+  // One write of both copies: a create torn by a power loss is simply run again.
+  auto area = meta::encode_area(metadata, 1);
+  HAST_TRY(disk.write(0, area, Fua::yes));
   std::vector<std::byte> zeroes(layout->map_size_bytes);
   HAST_TRY(disk.write(kMapOffset, zeroes, Fua::yes));
   return metadata;
 }
 
+Result<meta::MetadataArea> read_metadata_area(Disk& disk, std::string_view provider,
+                                              std::string_view resource) {
+  auto bytes = read_at(disk, 0, meta::metadata_size);
+  if (!bytes) {
+    return fail(bytes.error().wrap(fmt::format("Unable to read metadata from {}", provider)));
+  }
+  auto area = meta::decode_area(*bytes, provider);
+  if (!area) return fail(area.error());
+  HAST_TRY(meta::check_resource(area->metadata, provider, resource));
+  HAST_TRY(meta::check_fits_provider(area->metadata, provider, disk.size(),
+                                     disk.properties().sector_size));
+  return area;
+}
+
 Result<meta::Metadata> read_metadata(Disk& disk, std::string_view provider,
                                      std::string_view resource) {
-  auto block = read_at(disk, 0, meta::metadata_size);
-  if (!block) {
-    return fail(block.error().wrap(fmt::format("Unable to read metadata from {}", provider)));
-  }
-  auto metadata = meta::decode_block(*block, provider);
-  if (!metadata) return fail(metadata.error());
-  HAST_TRY(meta::check_resource(*metadata, provider, resource));
-  HAST_TRY(
-      meta::check_fits_provider(*metadata, provider, disk.size(), disk.properties().sector_size));
-  return metadata;
+  auto area = read_metadata_area(disk, provider, resource);
+  if (!area) return fail(area.error());
+  return std::move(area->metadata);
 }
 
 Result<std::unique_ptr<LocalComponent>> LocalComponent::open(Disk& disk,
@@ -59,10 +67,20 @@ Result<std::unique_ptr<LocalComponent>> LocalComponent::open(Disk& disk,
                                                              std::string_view provider,
                                                              std::string_view resource,
                                                              bool metaflush) {
-  auto metadata = read_metadata(disk, provider, resource);
-  if (!metadata) return fail(metadata.error());
-  return std::unique_ptr<LocalComponent>(
-      new LocalComponent(disk, scheduler, std::string(provider), std::move(*metadata), metaflush));
+  auto area = read_metadata_area(disk, provider, resource);
+  if (!area) return fail(area.error());
+  std::unique_ptr<LocalComponent> local(
+      new LocalComponent(disk, scheduler, std::string(provider), area->metadata, metaflush));
+  local->generation_ = area->generation;
+  local->opened_copy_ = area->copy;
+  local->opened_note_ = std::move(area->note);
+  if (!local->opened_note_.empty()) {
+    // A copy is torn or older (a metadata write was interrupted): write both again, so
+    // FreeBSD's view (the first copy) is current and the copies agree.
+    ignore_error(local->write_metadata(area->metadata),
+                 "a failed write leaves failed_ set: the next update writes both copies");
+  }
+  return local;
 }
 
 LocalComponent::LocalComponent(Disk& disk, fiber::Scheduler& scheduler, std::string provider,
@@ -94,10 +112,12 @@ Result<void> LocalComponent::write_metadata(const meta::Metadata& updated) {
   HAST_ASSERT(meta::check_metadata(updated).has_value());
   HAST_ASSERT(updated.data_size_bytes == metadata_.data_size_bytes);
   HAST_ASSERT_MSG(writing_ == nullptr, "metadata writes overlap");
-  auto block = meta::encode_block(updated);
+  // A failed write may have landed its second copy: its generation is never reused.
+  generation_++;
+  auto area = meta::encode_area(updated, generation_);
   Fua fua = mutation_ == Mutation::skip_metadata_flush ? Fua::no : durable();
   writing_ = &updated;
-  auto written = disk_.write(0, block, fua);
+  auto written = write_area(area, fua);
   writing_ = nullptr;
   if (!written) {
     failed_ = updated;
@@ -106,6 +126,18 @@ Result<void> LocalComponent::write_metadata(const meta::Metadata& updated) {
   failed_.reset();
   metadata_ = updated;
   return ok();
+}
+
+Result<void> LocalComponent::write_area(std::span<const std::byte> area, Fua fua) {
+  HAST_ASSERT(area.size() == meta::metadata_size);
+  constexpr std::uint64_t copy = meta::metadata_copy_offset;
+  // One sector holds both copies: the write is atomic and cannot tear.
+  if (sector_size() > copy) return disk_.write(0, area, fua);
+  HAST_ASSERT(copy % sector_size() == 0);
+  // The second copy is whole (durable, with FUA) before the first is touched: a power loss
+  // during either write leaves the other copy whole.
+  HAST_TRY(disk_.write(copy, area.subspan(copy), fua));
+  return disk_.write(0, area.first(copy), fua);
 }
 
 bool LocalComponent::unsettled_block_matches(

@@ -8,6 +8,12 @@
 // is on (the default), which the device may implement as write + flush. An administrator
 // who sets `metaflush off` trades that guarantee for speed, as in HAST.
 //
+// The metadata area holds two copies of the block (core/meta/metadata.h): a write makes
+// the second copy durable, then the first, so a power loss in the middle of a metadata
+// write tears at most one copy and the area still reads (the newer whole copy wins). That
+// ordering needs both writes durable (FUA), which `metaflush off` gives up: the two
+// writes may then reach the medium in any order, and a power loss can tear both.
+//
 // Map writes are coalesced: persist_map(g) returns once an image at least as new as
 // generation g is durable. While one fiber writes the image, others wanting a newer
 // generation wait, and the next write covers all of them (one durable write serves every
@@ -41,8 +47,9 @@ struct CreateOptions {
   std::uint64_t media_size_bytes = 0;  // 0: the whole disk
 };
 
-// `hastctl create`: computes the layout and writes a fresh metadata block (role init,
-// resuid and counters 0) and a zeroed activemap, durably. Errors: Errc::invalid_argument
+// `hastctl create`: computes the layout and writes a fresh metadata area (role init,
+// resuid and counters 0, generation 1: both copies, in one write) and a zeroed
+// activemap, durably. Errors: Errc::invalid_argument
 // for a bad geometry (the message says which), Errc::io for a failed write.
 Result<meta::Metadata> create_local(Disk& disk, std::string_view resource,
                                     const CreateOptions& options);
@@ -51,15 +58,29 @@ Result<meta::Metadata> create_local(Disk& disk, std::string_view resource,
 // P is not part of resource R.", …). `provider` names the disk in messages.
 Result<meta::Metadata> read_metadata(Disk& disk, std::string_view provider,
                                      std::string_view resource);
+// The same, with the area's generation and which copy was read (decode_area).
+Result<meta::MetadataArea> read_metadata_area(Disk& disk, std::string_view provider,
+                                              std::string_view resource);
 
 class LocalComponent {
  public:
   // Opens the component: reads and checks the metadata and sizes the activemap from it.
+  // When the copies disagreed (a metadata write was interrupted: one copy is torn or
+  // older), the area is written again at once so both copies hold what was read; a
+  // failure of that write is left to the next metadata update, which writes both copies
+  // whatever it changes (as after any failed metadata write).
   static Result<std::unique_ptr<LocalComponent>> open(Disk& disk, fiber::Scheduler& scheduler,
                                                       std::string_view provider,
                                                       std::string_view resource, bool metaflush);
 
   const meta::Metadata& metadata() const { return metadata_; }
+  // The generation of the last metadata area written (or read at open; 0 for an area
+  // without a second copy). Each write uses the next one, whether or not it succeeds.
+  std::uint64_t metadata_generation() const { return generation_; }
+  // How open() found the area: which copy it read, and why it passed one over (empty when
+  // the copies agreed).
+  meta::MetadataCopy opened_copy() const { return opened_copy_; }
+  const std::string& opened_note() const { return opened_note_; }
   std::uint64_t data_size() const { return metadata_.data_size_bytes; }
   std::uint32_t sector_size() const { return disk_.properties().sector_size; }
   const std::string& provider() const { return provider_; }
@@ -117,11 +138,16 @@ class LocalComponent {
   LocalComponent(Disk& disk, fiber::Scheduler& scheduler, std::string provider,
                  meta::Metadata metadata, bool metaflush);
   Fua durable() const { return metaflush_ ? Fua::yes : Fua::no; }
+  // Writes the area: the second copy, then the first (one write when a sector holds both).
+  Result<void> write_area(std::span<const std::byte> area, Fua fua);
   void check_range(std::uint64_t offset, std::uint64_t length) const;
 
   Disk& disk_;
   std::string provider_;
   meta::Metadata metadata_;
+  std::uint64_t generation_ = 0;
+  meta::MetadataCopy opened_copy_ = meta::MetadataCopy::first;
+  std::string opened_note_;
   meta::Activemap map_;
   std::vector<std::byte> map_buffer_;
   bool metaflush_;

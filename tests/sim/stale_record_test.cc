@@ -43,7 +43,7 @@ class MetadataFaultDisk final : public hast::Disk {
   }
   hast::Result<void> write(std::uint64_t offset, std::span<const std::byte> data,
                            hast::Fua fua) override {
-    if (offset == 0 && gate != nullptr) {
+    if (offset < hast::meta::metadata_size && gate != nullptr) {  // either copy's write
       held = true;
       auto opened = gate->wait();
       held = false;

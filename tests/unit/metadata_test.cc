@@ -459,3 +459,276 @@ TEST_CASE("Metadata: mutated and random blocks never crash the decoder", "[unit]
     if (decoded) RC_ASSERT(hast::meta::check_metadata(*decoded).has_value());
   });
 }
+
+// ---- The metadata area: the block and its second copy (torn-write protection) ----
+
+namespace {
+
+using hast::meta::MetadataArea;
+using hast::meta::MetadataCopy;
+using Area = std::array<std::byte, hast::meta::metadata_size>;
+
+constexpr std::size_t kCopyOffset = hast::meta::metadata_copy_offset;
+
+// A block whose nv spans several 512-byte sectors (a long stale list), so a tear at a
+// sector boundary cuts through it.
+Metadata long_metadata(std::uint64_t local_count) {
+  Metadata m = sample_metadata();
+  m.resource = std::string(200, 's');
+  m.resuid = 0x1234'5678'9abc'def0;
+  m.local_count = local_count;
+  m.remote_count = 3;
+  m.prev_role = Role::primary;
+  for (std::uint64_t i = 0; i < hast::meta::stale_extents_max; i++)
+    m.stale_extents.push_back(ExtentIndex{i * 7 + local_count % 7});
+  return m;
+}
+
+MetadataArea decode_area_ok(std::span<const std::byte> area) {
+  auto decoded = hast::meta::decode_area(area, "/dev/da0");
+  REQUIRE(decoded.has_value());
+  return *decoded;
+}
+
+// `old_area` with the sectors of [begin, end) whose bit is set in `mask` (sector i of the
+// range is bit i) taken from `new_area`: what a write of that range torn by a power loss
+// leaves.
+Area torn(const Area& old_area, const Area& new_area, std::size_t begin, std::size_t end,
+          std::size_t sector, std::uint64_t mask) {
+  Area out = old_area;
+  for (std::size_t i = 0; begin + i * sector < end; i++) {
+    if ((mask >> i & 1) == 0) continue;
+    std::size_t at = begin + i * sector;
+    std::copy_n(new_area.begin() + static_cast<std::ptrdiff_t>(at), sector,
+                out.begin() + static_cast<std::ptrdiff_t>(at));
+  }
+  return out;
+}
+
+bool same_bytes(std::span<const std::byte> a, std::span<const std::byte> b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end());
+}
+
+}  // namespace
+
+TEST_CASE(
+    "Metadata area: FreeBSD reads the first copy of our area unchanged, and the second "
+    "copy has the documented bytes",
+    "[unit][meta]") {
+  Metadata m = sample_metadata();
+  Area area = hast::meta::encode_area(m, 1);
+  auto block = freebsd_created_block();
+  // The first copy is FreeBSD's block byte for byte, and zero up to the second copy: its
+  // nv ends where FreeBSD stops reading.
+  CHECK(same_bytes(std::span(area).first(kCopyOffset), std::span(block).first(kCopyOffset)));
+  // What FreeBSD decodes (the nv at offset 0 of the whole area) is the metadata.
+  auto freebsd_view = hast::meta::decode_block(area, "/dev/da0");
+  REQUIRE(freebsd_view.has_value());
+  CHECK(*freebsd_view == m);
+  // The second copy: header (magic, generation 1, nv 254 bytes, crc32 of the first copy,
+  // reserved, crc32 of header and nv; values computed independently with Python's zlib),
+  // then the same 254 nv bytes, then zeroes.
+  auto header = from_hex("48415354434f5059 0100000000000000 fe000000 547265c6 00000000 14bec154");
+  CHECK(same_bytes(std::span(area).subspan(kCopyOffset, 32), header));
+  CHECK(same_bytes(std::span(area).subspan(kCopyOffset + 32, 254), std::span(block).first(254)));
+  CHECK(std::all_of(area.begin() + kCopyOffset + 32 + 254, area.end(),
+                    [](std::byte b) { return b == std::byte{0}; }));
+  MetadataArea decoded = decode_area_ok(area);
+  CHECK(decoded.metadata == m);
+  CHECK(decoded.generation == 1);
+  CHECK(decoded.copy == MetadataCopy::first);
+  CHECK(decoded.note.empty());
+}
+
+TEST_CASE("Metadata area: an area FreeBSD wrote (no second copy) reads as before", "[unit][meta]") {
+  for (std::string_view pad : {"00", "a5"}) {
+    auto block = freebsd_created_block(pad);
+    MetadataArea decoded = decode_area_ok(block);
+    CHECK(decoded.metadata == sample_metadata());
+    CHECK(decoded.generation == 0);
+    CHECK(decoded.copy == MetadataCopy::first);
+    CHECK(decoded.note.empty());
+  }
+  // FreeBSD writing over our area zero-fills the tail: the stale second copy is gone.
+  Area ours = hast::meta::encode_area(long_metadata(9), 40);
+  Area freebsd = hast::meta::encode_block(sample_metadata());
+  CHECK(decode_area_ok(freebsd).metadata == sample_metadata());
+  CHECK(decode_area_ok(ours).metadata == long_metadata(9));
+  // A short read is zero-padded, as for decode_block.
+  auto created = freebsd_created_block();
+  CHECK(decode_area_ok(std::span(created).first(300)).metadata == sample_metadata());
+  std::vector<std::byte> oversized(4097);
+  auto too_long = hast::meta::decode_area(oversized);
+  REQUIRE_FALSE(too_long.has_value());
+  CHECK(too_long.error().code() == Errc::invalid_argument);
+}
+
+TEST_CASE(
+    "Metadata area: a first copy torn at any sector boundary falls back to the second "
+    "copy",
+    "[unit][meta]") {
+  // Generation 5 holds A, generation 6 writes B: the second copy of B is durable, then the
+  // first copy's write is torn: each of its sectors old or new.
+  Area a = hast::meta::encode_area(long_metadata(1), 5);
+  Area b = hast::meta::encode_area(long_metadata(2), 6);
+  Area second_written = a;
+  std::copy(b.begin() + kCopyOffset, b.end(), second_written.begin() + kCopyOffset);
+  int fallbacks = 0;
+  for (std::size_t sector : {512u, 1024u, 2048u}) {
+    std::size_t sectors = kCopyOffset / sector;
+    for (std::uint64_t mask = 0; mask < (std::uint64_t{1} << sectors); mask++) {
+      CAPTURE(sector, mask);
+      Area state = torn(second_written, b, 0, kCopyOffset, sector, mask);
+      MetadataArea decoded = decode_area_ok(state);
+      CHECK(decoded.metadata == long_metadata(2));
+      CHECK(decoded.generation == 6);
+      // Sectors equal in A and B (the zero tail) make some masks land B whole.
+      bool whole = same_bytes(std::span(state).first(kCopyOffset), std::span(b).first(kCopyOffset));
+      if (!whole) fallbacks++;
+      CHECK(decoded.copy == (whole ? MetadataCopy::first : MetadataCopy::second));
+      CHECK(decoded.note.empty() == whole);
+    }
+  }
+  // 512: 12 of 16 states are not B's first copy (sectors 2 and 3 are zero in both);
+  // 1024: 2 of 4; 2048: 1 of 2.
+  CHECK(fallbacks == 12 + 2 + 1);
+  // A tear that keeps the nv decodable but mixes old and new fields is caught by the
+  // checksum: sector 0 new, the rest old.
+  Area mixed = torn(second_written, b, 0, kCopyOffset, 512, 0b0001);
+  auto freebsd_view = hast::meta::decode_block(mixed, "/dev/da0");
+  CHECK((!freebsd_view.has_value() || *freebsd_view != long_metadata(2)));
+  CHECK(decode_area_ok(mixed).copy == MetadataCopy::second);
+}
+
+TEST_CASE("Metadata area: a torn second copy leaves the first copy in use", "[unit][meta]") {
+  // Generation 5 holds A whole; the write of generation 6's second copy is torn, and the
+  // first copy was not touched yet.
+  Area a = hast::meta::encode_area(long_metadata(1), 5);
+  Area b = hast::meta::encode_area(long_metadata(2), 6);
+  for (std::size_t sector : {512u, 1024u, 2048u}) {
+    std::size_t sectors = kCopyOffset / sector;
+    for (std::uint64_t mask = 0; mask < (std::uint64_t{1} << sectors); mask++) {
+      CAPTURE(sector, mask);
+      Area state = torn(a, b, kCopyOffset, hast::meta::metadata_size, sector, mask);
+      MetadataArea decoded = decode_area_ok(state);
+      auto copy = std::span(state).subspan(kCopyOffset);
+      if (same_bytes(copy, std::span(b).subspan(kCopyOffset))) {
+        // Every sector that differs landed: the second copy is whole and newer.
+        CHECK(decoded.metadata == long_metadata(2));
+        CHECK(decoded.copy == MetadataCopy::second);
+      } else {
+        CHECK(decoded.metadata == long_metadata(1));
+        CHECK(decoded.copy == MetadataCopy::first);
+        bool old_whole = same_bytes(copy, std::span(a).subspan(kCopyOffset));
+        CHECK(decoded.generation == (old_whole ? 5u : 0u));
+        CHECK(decoded.note.empty() == old_whole);
+      }
+    }
+  }
+}
+
+TEST_CASE("Metadata area: two whole copies, the newer wins", "[unit][meta]") {
+  Area a = hast::meta::encode_area(long_metadata(1), 5);
+  Area b = hast::meta::encode_area(long_metadata(2), 6);
+  // The write of generation 6 stopped between the copies: the second copy is newer.
+  Area between = a;
+  std::copy(b.begin() + kCopyOffset, b.end(), between.begin() + kCopyOffset);
+  MetadataArea decoded = decode_area_ok(between);
+  CHECK(decoded.metadata == long_metadata(2));
+  CHECK(decoded.generation == 6);
+  CHECK(decoded.copy == MetadataCopy::second);
+  CHECK(decoded.note ==
+        "the first copy is torn or older than the second copy (generation 6): differs");
+  // Both copies of one generation: the first is used, silently.
+  MetadataArea same = decode_area_ok(b);
+  CHECK(same.metadata == long_metadata(2));
+  CHECK(same.generation == 6);
+  CHECK(same.copy == MetadataCopy::first);
+  CHECK(same.note.empty());
+}
+
+TEST_CASE("Metadata area: with neither copy usable the error is the first copy's", "[unit][meta]") {
+  Area a = hast::meta::encode_area(long_metadata(1), 5);
+  // No second copy and a torn first copy: exactly decode_block's error.
+  Area no_copy = a;
+  std::fill(no_copy.begin() + kCopyOffset, no_copy.end(), std::byte{0});
+  no_copy[0] = std::byte{0x20};
+  auto plain = hast::meta::decode_block(no_copy, "/dev/da0");
+  REQUIRE_FALSE(plain.has_value());
+  auto alone = hast::meta::decode_area(no_copy, "/dev/da0");
+  REQUIRE_FALSE(alone.has_value());
+  CHECK(alone.error().code() == Errc::corruption);
+  CHECK(alone.error().context() == plain.error().context());
+  CHECK(alone.error().context().rfind("Metadata read from /dev/da0 is invalid: ", 0) == 0);
+  // A second copy that fails its checksum: the same sentence, and why the copy did not
+  // help.
+  Area both_bad = a;
+  both_bad[0] = std::byte{0x20};
+  both_bad[kCopyOffset + 40] ^= std::byte{0xff};
+  auto neither = hast::meta::decode_area(both_bad, "/dev/da0");
+  REQUIRE_FALSE(neither.has_value());
+  CHECK(neither.error().code() == Errc::corruption);
+  CHECK(neither.error().context() ==
+        plain.error().context() +
+            "; the second copy at offset 2048 is unusable too: checksum "
+            "mismatch");
+  // An all-zero area (never created): the missing-field error of today.
+  Area zeroes{};
+  auto empty = hast::meta::decode_area(zeroes, "/dev/da0");
+  REQUIRE_FALSE(empty.has_value());
+  CHECK(empty.error().context() ==
+        "Unable to read metadata from /dev/da0: field \"resource\" (string) is missing");
+}
+
+TEST_CASE("Metadata area: the second copy's header is checked", "[unit][meta]") {
+  Area a = hast::meta::encode_area(long_metadata(1), 5);
+  auto copy_problem = [&](auto change) {
+    Area bad = a;
+    change(bad);
+    MetadataArea decoded = decode_area_ok(bad);  // the first copy is whole
+    CHECK(decoded.copy == MetadataCopy::first);
+    CHECK(decoded.generation == 0);
+    return decoded.note;
+  };
+  CHECK(copy_problem([](Area& x) { x[kCopyOffset + 8] = std::byte{9}; }) ==
+        "the second copy is unusable: checksum mismatch");
+  CHECK(copy_problem([](Area& x) {
+          x[kCopyOffset + 16] = std::byte{0x00};
+          x[kCopyOffset + 17] = std::byte{0x41};
+        }) == "the second copy is unusable: its nv length 16640 is out of range");
+  CHECK(copy_problem([](Area& x) { std::fill_n(x.begin() + kCopyOffset + 16, 4, std::byte{0}); }) ==
+        "the second copy is unusable: its nv length 0 is out of range");
+  // Not our magic: no second copy at all, nothing to report.
+  CHECK(copy_problem([](Area& x) { x[kCopyOffset] = std::byte{'h'}; }).empty());
+}
+
+TEST_CASE("Metadata area: encode then decode, and mutated areas never crash the decoder",
+          "[unit][meta]") {
+  hast::test::property("metadata area round trip", [] {
+    Metadata m = *metadata_gen();
+    auto generation = *rc::gen::inRange<std::uint64_t>(1, ~std::uint64_t{0});
+    Area area = hast::meta::encode_area(m, generation);
+    auto freebsd_view = hast::meta::decode_block(area);
+    RC_ASSERT(freebsd_view.has_value());
+    RC_ASSERT(*freebsd_view == m);
+    auto decoded = hast::meta::decode_area(area);
+    RC_ASSERT(decoded.has_value());
+    RC_ASSERT(decoded->metadata == m);
+    RC_ASSERT(decoded->generation == generation);
+    RC_ASSERT(decoded->copy == MetadataCopy::first);
+  });
+  hast::test::property("metadata area mutations", [](std::uint64_t seed) {
+    Metadata m = *metadata_gen();
+    Area area = hast::meta::encode_area(m, 3);
+    hast::Prng random(seed);
+    auto flips = hast::uniform(random, 1, 8);
+    for (std::uint64_t i = 0; i < flips; i++)
+      area[hast::uniform(random, 0, 4095)] = static_cast<std::byte>(random.next_u64());
+    auto decoded = hast::meta::decode_area(area);
+    if (!decoded) {
+      RC_ASSERT(decoded.error().code() == Errc::corruption);
+      return;
+    }
+    RC_ASSERT(hast::meta::check_metadata(decoded->metadata).has_value());
+  });
+}
