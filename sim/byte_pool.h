@@ -7,13 +7,60 @@
 // of buffers of one capacity costs a pointer move and returns the buffer freed last, still
 // in cache. Only memory is recycled: a buffer's old bytes are always overwritten before
 // they are read (take() returns an empty vector), so nothing a run does depends on the pool.
+//
+// Buffers start on a cache line (PoolBytes): most of a run's copies go into or out of
+// them, and a copy whose destination is off a 64-byte boundary is up to a third slower.
 #pragma once
 
 #include <cstddef>
+#include <cstring>
+#include <new>
 #include <span>
+#include <utility>
 #include <vector>
 
 namespace hast::sim {
+
+// An allocator whose blocks of 4 KiB or more start on a 64-byte boundary (smaller ones,
+// such as message headers, keep the allocator's fast path). Growing a vector leaves the
+// new elements uninitialised (resize() does not zero): every user fills them right away.
+template <typename T>
+struct CacheLineAllocator {
+  using value_type = T;
+  static constexpr std::align_val_t alignment{64};
+  static constexpr std::size_t aligned_min = 4096;  // bytes
+
+  CacheLineAllocator() = default;
+  template <typename U>
+  CacheLineAllocator(const CacheLineAllocator<U>&) noexcept {}  // NOLINT: rebinding
+
+  // deallocate() gets the count allocate() got, so both take the same branch.
+  T* allocate(std::size_t count) {
+    const std::size_t bytes = count * sizeof(T);
+    return static_cast<T*>(bytes >= aligned_min ? ::operator new(bytes, alignment)
+                                                : ::operator new(bytes));
+  }
+  void deallocate(T* pointer, std::size_t count) noexcept {
+    const std::size_t bytes = count * sizeof(T);
+    if (bytes >= aligned_min) {
+      ::operator delete(pointer, bytes, alignment);
+    } else {
+      ::operator delete(pointer, bytes);
+    }
+  }
+  template <typename U>
+  void construct(U* pointer) noexcept {
+    ::new (static_cast<void*>(pointer)) U;
+  }
+  template <typename U, typename... Args>
+  void construct(U* pointer, Args&&... args) {
+    ::new (static_cast<void*>(pointer)) U(std::forward<Args>(args)...);
+  }
+  friend bool operator==(const CacheLineAllocator&, const CacheLineAllocator&) { return true; }
+};
+
+// The bytes of a network segment, a cached write's piece or a stable image chunk.
+using PoolBytes = std::vector<std::byte, CacheLineAllocator<std::byte>>;
 
 class BytePool {
  public:
@@ -27,25 +74,27 @@ class BytePool {
 
   // A buffer holding a copy of `bytes`: recycled when bytes.size() is in
   // [pooled_min, buffer_bytes], else freshly allocated.
-  static std::vector<std::byte> copy_of(std::span<const std::byte> bytes) {
-    std::vector<std::byte> buffer;
+  static PoolBytes copy_of(std::span<const std::byte> bytes) {
+    PoolBytes buffer;
     if (bytes.size() >= pooled_min && bytes.size() <= buffer_bytes) buffer = take();
-    buffer.assign(bytes.begin(), bytes.end());
+    buffer.resize(bytes.size());  // uninitialised, then copied over whole
+    if (!bytes.empty()) std::memcpy(buffer.data(), bytes.data(), bytes.size());
     return buffer;
   }
 
   // A buffer of buffer_bytes zeroes, recycled when one is free.
-  static std::vector<std::byte> zeroes() {
-    std::vector<std::byte> buffer = take();
+  static PoolBytes zeroes() {
+    PoolBytes buffer = take();
     buffer.resize(buffer_bytes);
+    std::memset(buffer.data(), 0, buffer_bytes);
     return buffer;
   }
 
   // Returns a buffer for reuse (any buffer: those of another capacity are simply freed).
-  static void give(std::vector<std::byte>&& buffer) {
-    std::vector<std::vector<std::byte>>& free = buffers();
+  static void give(PoolBytes&& buffer) {
+    std::vector<PoolBytes>& free = buffers();
     if (buffer.capacity() != buffer_bytes || free.size() >= kept_max) {
-      std::vector<std::byte>().swap(buffer);
+      PoolBytes().swap(buffer);
       return;
     }
     buffer.clear();
@@ -54,9 +103,9 @@ class BytePool {
 
  private:
   // An empty buffer of capacity buffer_bytes.
-  static std::vector<std::byte> take() {
-    std::vector<std::vector<std::byte>>& free = buffers();
-    std::vector<std::byte> buffer;
+  static PoolBytes take() {
+    std::vector<PoolBytes>& free = buffers();
+    PoolBytes buffer;
     if (free.empty()) {
       buffer.reserve(buffer_bytes);
     } else {
@@ -66,8 +115,8 @@ class BytePool {
     return buffer;
   }
 
-  static std::vector<std::vector<std::byte>>& buffers() {
-    thread_local std::vector<std::vector<std::byte>> free;
+  static std::vector<PoolBytes>& buffers() {
+    thread_local std::vector<PoolBytes> free;
     return free;
   }
 };

@@ -183,7 +183,8 @@ Duration SimDisk::draw_latency(std::string_view kind) {
   if (slow) ns *= std::max(1.0, faults_.slow_multiplier);
   const Duration latency(static_cast<std::int64_t>(ns));
   if (slow) record(SimDiskFaultKind::slow, 0, 0, static_cast<std::uint64_t>(latency.count()));
-  world_.trace("disk.latency", tag_, fnv1a(kind), static_cast<std::uint64_t>(latency.count()));
+  world_.trace("disk.latency", tag_, TraceHash::hash_bytes(kind),
+               static_cast<std::uint64_t>(latency.count()));
   return latency;
 }
 
@@ -202,8 +203,8 @@ std::uint64_t SimDisk::begin_write_borrowed(std::uint64_t owner, std::uint64_t o
 }
 
 // The bookkeeping both begin_write forms share: a new in-flight entry without its bytes.
-std::uint64_t SimDisk::submit_write(std::uint64_t owner, std::uint64_t offset,
-                                    std::uint64_t length, Fua fua) {
+std::uint64_t SimDisk::submit_write(std::uint64_t owner, std::uint64_t offset, std::uint64_t length,
+                                    Fua fua) {
   check_range(offset, length);
   HAST_ASSERT(owner > 0);
   const std::uint64_t op = next_op_++;
@@ -606,6 +607,7 @@ void SimDiskHandle::check_request(std::uint64_t offset, std::uint64_t length) co
                   disk_.size());
 }
 
+template <typename Completer>
 Result<void> SimDiskHandle::await(std::string_view kind,
                                   const std::shared_ptr<Completion>& completion,
                                   Completer complete) {
@@ -659,9 +661,8 @@ Result<void> SimDiskHandle::write(std::uint64_t offset, std::span<const std::byt
   const std::uint64_t op = disk_.begin_write_borrowed(owner_, offset, data, fua);
   HAST_ASSERT(disk_.in_flight_count() > 0);
   auto completion = std::make_shared<Completion>();
-  Result<void> result =
-      await(fua == Fua::yes ? "disk.write_fua" : "disk.write", completion,
-            [disk, op](Completion&) { return disk->complete_write(op); });
+  Result<void> result = await(fua == Fua::yes ? "disk.write_fua" : "disk.write", completion,
+                              [disk, op](Completion&) { return disk->complete_write(op); });
   if (completion->abandoned) disk_.adopt_write(op);
   return result;
 }

@@ -316,8 +316,9 @@ class SimDiskHandle final : public Disk, public NodeResource {
     bool abandoned = false;
     bool done = false;
   };
-  using Completer = std::function<Result<void>(Completion&)>;
-
+  // Suspends the calling fiber for the drawn latency; then `complete(Completion&)`, a
+  // callable returning Result<void>, runs from the completion event (sim_disk.cc).
+  template <typename Completer>
   Result<void> await(std::string_view kind, const std::shared_ptr<Completion>& completion,
                      Completer complete);
   void check_request(std::uint64_t offset, std::uint64_t length) const;

@@ -56,6 +56,40 @@ SparseImage::SparseImage(std::uint64_t size_bytes) : size_(size_bytes) {
   HAST_ASSERT(size_bytes % 512 == 0);
 }
 
+SparseImage::SparseImage(const SparseImage& other)
+    : size_(other.size_),
+      chunk_count_(other.chunk_count_),
+      stamp_clock_(other.stamp_clock_),
+      floor_(other.floor_) {
+  pages_.reserve(other.pages_.size());
+  for (const auto& page : other.pages_)
+    pages_.push_back(page ? std::make_unique<Page>(*page) : nullptr);
+}
+
+SparseImage& SparseImage::operator=(const SparseImage& other) {
+  if (this != &other) *this = SparseImage(other);
+  return *this;
+}
+
+SparseImage::Chunk& SparseImage::entry(std::uint64_t index) {
+  HAST_ASSERT(index * chunk_bytes < size_);
+  const std::uint64_t page = index / page_chunks;
+  if (page >= pages_.size()) pages_.resize(page + 1);
+  if (!pages_[page]) pages_[page] = std::make_unique<Page>();
+  return (*pages_[page])[index % page_chunks];
+}
+
+template <typename Fn>
+void SparseImage::for_each_chunk(Fn&& fn) const {
+  for (std::uint64_t page = 0; page < pages_.size(); page++) {
+    if (!pages_[page]) continue;
+    for (std::uint64_t k = 0; k < page_chunks; k++) {
+      const Chunk& chunk = (*pages_[page])[k];
+      if (!chunk.bytes.empty()) fn(page * page_chunks + k, std::span<const std::byte>(chunk.bytes));
+    }
+  }
+}
+
 void SparseImage::read(std::uint64_t offset, std::span<std::byte> out) const {
   HAST_ASSERT(offset <= size_);
   HAST_ASSERT(out.size() <= size_ - offset);
@@ -64,11 +98,11 @@ void SparseImage::read(std::uint64_t offset, std::span<std::byte> out) const {
     const std::uint64_t position = offset + done;
     const std::uint64_t within = position % chunk_bytes;
     const std::uint64_t count = std::min<std::uint64_t>(chunk_bytes - within, out.size() - done);
-    auto found = chunks_.find(position / chunk_bytes);
-    if (found == chunks_.end()) {
+    const std::byte* bytes = chunk_data(position / chunk_bytes);
+    if (bytes == nullptr) {
       std::memset(out.data() + done, 0, count);
     } else {
-      std::memcpy(out.data() + done, found->second.data() + within, count);
+      std::memcpy(out.data() + done, bytes + within, count);
     }
     done += count;
   }
@@ -82,14 +116,19 @@ void SparseImage::write(std::uint64_t offset, std::span<const std::byte> data) {
     const std::uint64_t position = offset + done;
     const std::uint64_t within = position % chunk_bytes;
     const std::uint64_t count = std::min<std::uint64_t>(chunk_bytes - within, data.size() - done);
-    auto& chunk = chunks_[position / chunk_bytes];
-    if (chunk.empty() && count == chunk_bytes) {
-      chunk = BytePool::copy_of(data.subspan(done, count));
+    Chunk& chunk = entry(position / chunk_bytes);
+    if (chunk.bytes.empty()) {
+      chunk_count_++;
+      if (count == chunk_bytes) {
+        chunk.bytes = BytePool::copy_of(data.subspan(done, count));
+      } else {
+        chunk.bytes = BytePool::zeroes();
+        std::memcpy(chunk.bytes.data() + within, data.data() + done, count);
+      }
     } else {
-      if (chunk.empty()) chunk = BytePool::zeroes();
-      std::memcpy(chunk.data() + within, data.data() + done, count);
+      std::memcpy(chunk.bytes.data() + within, data.data() + done, count);
     }
-    touch(position / chunk_bytes);
+    touch(chunk);
     done += count;
   }
 }
@@ -97,28 +136,39 @@ void SparseImage::write(std::uint64_t offset, std::span<const std::byte> data) {
 void SparseImage::zero(std::uint64_t offset, std::uint64_t length) {
   HAST_ASSERT(offset <= size_);
   HAST_ASSERT(length <= size_ - offset);
+  if (length == 0) return;
   const std::uint64_t end = offset + length;
-  // Only allocated chunks need work; walking them keeps a 1 GiB discard cheap.
-  auto it = chunks_.lower_bound(offset / chunk_bytes);
-  while (it != chunks_.end() && it->first * chunk_bytes < end) {
-    const std::uint64_t chunk_start = it->first * chunk_bytes;
-    const std::uint64_t from = std::max(offset, chunk_start);
-    const std::uint64_t to = std::min(end, chunk_start + chunk_bytes);
-    touch(it->first);
-    if (from == chunk_start && to == chunk_start + chunk_bytes) {
-      BytePool::give(std::move(it->second));
-      it = chunks_.erase(it);
+  // Only allocated chunks need work; absent pages are skipped whole, which keeps a 1 GiB
+  // discard cheap.
+  for (std::uint64_t index = offset / chunk_bytes; index * chunk_bytes < end;) {
+    const std::uint64_t page = index / page_chunks;
+    if (page >= pages_.size()) break;
+    if (!pages_[page]) {
+      index = (page + 1) * page_chunks;
       continue;
     }
-    std::memset(it->second.data() + (from - chunk_start), 0, to - from);
-    ++it;
+    Chunk& chunk = (*pages_[page])[index % page_chunks];
+    if (!chunk.bytes.empty()) {
+      const std::uint64_t chunk_start = index * chunk_bytes;
+      const std::uint64_t from = std::max(offset, chunk_start);
+      const std::uint64_t to = std::min(end, chunk_start + chunk_bytes);
+      touch(chunk);
+      if (from == chunk_start && to == chunk_start + chunk_bytes) {
+        BytePool::give(std::move(chunk.bytes));
+        chunk.bytes.clear();
+        chunk_count_--;
+      } else {
+        std::memset(chunk.bytes.data() + (from - chunk_start), 0, to - from);
+      }
+    }
+    index++;
   }
 }
 
 std::uint64_t SparseImage::chunk_stamp(std::uint64_t index) const {
   HAST_ASSERT(index * chunk_bytes < size_);
-  auto found = stamps_.find(index);
-  return found == stamps_.end() ? floor_ : std::max(floor_, found->second);
+  const Chunk* chunk = find(index);
+  return chunk == nullptr ? floor_ : std::max(floor_, chunk->stamp);
 }
 
 std::optional<std::uint64_t> SparseImage::first_difference(const SparseImage& other,
@@ -131,10 +181,10 @@ std::optional<std::uint64_t> SparseImage::first_difference(const SparseImage& ot
     const std::uint64_t position = offset + done;
     const std::uint64_t within = position % chunk_bytes;
     const std::uint64_t count = std::min<std::uint64_t>(chunk_bytes - within, length - done);
-    auto mine = chunks_.find(position / chunk_bytes);
-    auto theirs = other.chunks_.find(position / chunk_bytes);
-    const std::byte* a = (mine == chunks_.end() ? zeroes : mine->second).data() + within;
-    const std::byte* b = (theirs == other.chunks_.end() ? zeroes : theirs->second).data() + within;
+    const std::byte* mine = chunk_data(position / chunk_bytes);
+    const std::byte* theirs = other.chunk_data(position / chunk_bytes);
+    const std::byte* a = (mine == nullptr ? zeroes.data() : mine) + within;
+    const std::byte* b = (theirs == nullptr ? zeroes.data() : theirs) + within;
     if (a != b && std::memcmp(a, b, count) != 0) {
       return position + static_cast<std::uint64_t>(std::mismatch(a, a + count, b).first - a);
     }
@@ -145,18 +195,19 @@ std::optional<std::uint64_t> SparseImage::first_difference(const SparseImage& ot
 
 std::vector<std::uint64_t> SparseImage::chunk_indices() const {
   std::vector<std::uint64_t> indices;
-  indices.reserve(chunks_.size());
-  for (const auto& [index, bytes] : chunks_)
-    indices.push_back(index);
-  HAST_ASSERT(indices.size() == chunks_.size());
+  indices.reserve(chunk_count_);
+  for_each_chunk(
+      [&](std::uint64_t index, std::span<const std::byte>) { indices.push_back(index); });
+  HAST_ASSERT(indices.size() == chunk_count_);
   HAST_ASSERT(std::is_sorted(indices.begin(), indices.end()));
   return indices;
 }
 
 std::uint64_t SparseImage::content_hash() const {
   ContentHasher hasher;
-  for (const auto& [index, bytes] : chunks_)
+  for_each_chunk([&](std::uint64_t index, std::span<const std::byte> bytes) {
     hasher.add_chunk(index, bytes);
+  });
   return hasher.value();
 }
 
@@ -174,13 +225,17 @@ void ContentHasher::add_chunk(std::uint64_t index, std::span<const std::byte> by
   state_ = mix64(state + index);
 }
 
-void SparseImage::adopt_chunk(std::uint64_t index, std::vector<std::byte>&& bytes) {
+void SparseImage::adopt_chunk(std::uint64_t index, PoolBytes&& bytes) {
   HAST_ASSERT(bytes.size() == chunk_bytes);
   HAST_ASSERT((index + 1) * chunk_bytes <= size_);
-  std::vector<std::byte>& chunk = chunks_[index];
-  BytePool::give(std::move(chunk));
-  chunk = std::move(bytes);
-  touch(index);
+  Chunk& chunk = entry(index);
+  if (chunk.bytes.empty()) {
+    chunk_count_++;
+  } else {
+    BytePool::give(std::move(chunk.bytes));
+  }
+  chunk.bytes = std::move(bytes);
+  touch(chunk);
 }
 
 // ---- PendingWrite ----
@@ -334,20 +389,40 @@ void PristineDisk::write_runs(SparseImage& image, std::uint64_t offset,
 void PristineDisk::overlay_onto(const PendingWrite& write, const SectorMask& sectors,
                                 std::uint64_t offset, std::span<std::byte> out) const {
   HAST_ASSERT(sectors.size() == write.sector_count());
+  HAST_ASSERT(offset % options_.sector_size == 0);
   const std::uint64_t end = offset + out.size();
   if (write.offset >= end || write.offset + write.length <= offset) return;
   const std::uint64_t sector = options_.sector_size;
-  for (std::size_t i = 0; i < sectors.size(); i++) {
-    const std::uint64_t position = write.offset + i * sector;
-    if (!sectors[i] || position < offset || position >= end) continue;
-    std::byte* target = out.data() + (position - offset);
-    if (write.zeroes()) {
-      std::memset(target, 0, sector);
-    } else {
-      std::memcpy(target, write.bytes_at(i * sector), sector);
+  // The write's sectors inside [offset, end), copied a run of set bits at a time (each
+  // run split where the write's chunk pieces end).
+  const std::size_t first = offset > write.offset ? (offset - write.offset) / sector : 0;
+  const std::size_t last = std::min<std::size_t>(sectors.size(), (end - write.offset) / sector);
+  std::size_t i = first;
+  while (i < last) {
+    if (!sectors[i]) {
+      i++;
+      continue;
     }
+    std::size_t run_end = i + 1;
+    while (run_end < last && sectors[run_end]) {
+      run_end++;
+    }
+    std::uint64_t position = i * sector;  // from the write's start
+    const std::uint64_t stop = run_end * sector;
+    std::byte* target = out.data() + (write.offset + position - offset);
+    if (write.zeroes()) {
+      std::memset(target, 0, stop - position);
+    } else {
+      while (position < stop) {
+        const std::uint64_t within = (write.offset + position) % SparseImage::chunk_bytes;
+        const std::uint64_t part = std::min(SparseImage::chunk_bytes - within, stop - position);
+        std::memcpy(target, write.bytes_at(position), part);
+        target += part;
+        position += part;
+      }
+    }
+    i = run_end;
   }
-  HAST_ASSERT(offset % sector == 0);
 }
 
 void PristineDisk::destage_front() {
@@ -359,7 +434,7 @@ void PristineDisk::destage_front() {
     const std::uint64_t first_chunk = front.offset / SparseImage::chunk_bytes;
     std::uint64_t position = 0;
     for (std::size_t k = 0; k < front.pieces.size(); k++) {
-      std::vector<std::byte>& piece = front.pieces[k];
+      PoolBytes& piece = front.pieces[k];
       const std::uint64_t size = piece.size();
       if (size == SparseImage::chunk_bytes) {
         stable_.adopt_chunk(first_chunk + k, std::move(piece));
@@ -374,7 +449,7 @@ void PristineDisk::destage_front() {
   }
   HAST_ASSERT(cache_bytes_ >= front.byte_count());
   cache_bytes_ -= front.byte_count();
-  for (std::vector<std::byte>& piece : front.pieces)
+  for (PoolBytes& piece : front.pieces)
     BytePool::give(std::move(piece));
   cache_.pop_front();
   generation_++;

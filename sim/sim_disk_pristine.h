@@ -25,43 +25,53 @@
 // Pure data structure: no World, no clock; randomness only from the Random passed in.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <vector>
 
 #include "core/io/disk.h"
 #include "core/io/random.h"
+#include "sim/byte_pool.h"
 
 namespace hast::sim {
 
 // One bit per sector of a request: which sectors take part.
 using SectorMask = std::vector<bool>;
 
-// A disk image stored sparsely in fixed-size chunks; absent chunks are zeroes.
+// A disk image stored sparsely in fixed-size chunks; absent chunks are zeroes. Chunks are
+// found through a two-level table (pages of page_chunks chunks, allocated on first use),
+// so a lookup is two indexings and a 1 GiB image costs memory only for what was written.
 class SparseImage {
  public:
   static constexpr std::uint64_t chunk_bytes = 16 * 1024;
 
   explicit SparseImage(std::uint64_t size_bytes);
+  SparseImage(const SparseImage& other);
+  SparseImage& operator=(const SparseImage& other);
+  SparseImage(SparseImage&&) noexcept = default;
+  SparseImage& operator=(SparseImage&&) noexcept = default;
+  ~SparseImage() = default;
 
   std::uint64_t size() const { return size_; }
   // Copies bytes [offset, offset + out.size()) into `out`. The range lies within size().
   void read(std::uint64_t offset, std::span<std::byte> out) const;
   void write(std::uint64_t offset, std::span<const std::byte> data);
   // Replaces chunk `index` whole with `bytes` (chunk_bytes of them), without a copy.
-  void adopt_chunk(std::uint64_t index, std::vector<std::byte>&& bytes);
+  void adopt_chunk(std::uint64_t index, PoolBytes&& bytes);
   // Sets `length` bytes at `offset` to zero, releasing the chunks it covers whole.
   void zero(std::uint64_t offset, std::uint64_t length);
   void clear() {
-    chunks_.clear();
-    stamps_.clear();
+    pages_.clear();
+    chunk_count_ = 0;
     floor_ = ++stamp_clock_;
   }
-  std::size_t chunk_count() const { return chunks_.size(); }
+  std::size_t chunk_count() const { return chunk_count_; }
   // Indices of the allocated chunks, ascending.
   std::vector<std::uint64_t> chunk_indices() const;
   // ContentHasher value over the image: equal bytes give equal hashes, whatever the
@@ -77,14 +87,37 @@ class SparseImage {
                                                 std::uint64_t length) const;
 
  private:
-  void touch(std::uint64_t chunk) { stamps_[chunk] = ++stamp_clock_; }
+  struct Chunk {
+    PoolBytes bytes;          // chunk_bytes bytes, or empty: absent (zeroes)
+    std::uint64_t stamp = 0;  // of its last change; kept after the chunk is released
+  };
+  static constexpr std::uint64_t page_chunks = 256;
+  using Page = std::array<Chunk, page_chunks>;
+
+  // The chunk's entry, or null when its page was never allocated.
+  const Chunk* find(std::uint64_t index) const {
+    const std::uint64_t page = index / page_chunks;
+    if (page >= pages_.size() || !pages_[page]) return nullptr;
+    return &(*pages_[page])[index % page_chunks];
+  }
+  // The allocated bytes of chunk `index`, or null for an absent chunk.
+  const std::byte* chunk_data(std::uint64_t index) const {
+    const Chunk* chunk = find(index);
+    return chunk == nullptr || chunk->bytes.empty() ? nullptr : chunk->bytes.data();
+  }
+  // The chunk's entry, allocating its page when needed.
+  Chunk& entry(std::uint64_t index);
+  // `chunk` (the entry of chunk `index`) changed now.
+  void touch(Chunk& chunk) { chunk.stamp = ++stamp_clock_; }
+  // Calls fn(index, bytes) for every allocated chunk, ascending.
+  template <typename Fn>
+  void for_each_chunk(Fn&& fn) const;
 
   std::uint64_t size_;
-  std::map<std::uint64_t, std::vector<std::byte>> chunks_;  // ordered: deterministic
-  // Per chunk: the stamp of its last change (kept after the chunk is released). Stamps
-  // below floor_ are stale: clear() changed everything at floor_.
-  std::map<std::uint64_t, std::uint64_t> stamps_;
+  std::vector<std::unique_ptr<Page>> pages_;  // grown on demand, up to size_'s chunks
+  std::size_t chunk_count_ = 0;
   std::uint64_t stamp_clock_ = 0;
+  // Stamps below floor_ are stale: clear() changed everything at floor_.
   std::uint64_t floor_ = 0;
 };
 
@@ -108,7 +141,7 @@ struct PendingWrite {
   std::uint64_t length = 0;
   // pieces[k]: the write's bytes inside image chunk offset / chunk_bytes + k. No pieces:
   // the write stores zeroes (a zeroing discard).
-  std::vector<std::vector<std::byte>> pieces;
+  std::vector<PoolBytes> pieces;
   SectorMask live;  // false once a later FUA write made the sector durable
 
   bool zeroes() const { return pieces.empty(); }

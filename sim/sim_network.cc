@@ -165,12 +165,10 @@ void SimNetwork::schedule_pump(Conn& conn, int direction_index, Instant when) {
   HAST_ASSERT(!direction.queue.empty());
   when = std::max(when, world_.now());
   ConnectionId id = conn.id;
-  // The event needs its own id to recognise itself; a shared slot carries it in.
-  auto self = std::make_shared<EventId>(0);
-  EventId event = world_.at(
-      when, "net.pump", [this, id, direction_index, self] { pump(id, direction_index, *self); });
-  *self = event;
-  direction.event = event;
+  // The event recognises itself by its id (a purge may have superseded it).
+  direction.event = world_.at(when, "net.pump", [this, id, direction_index] {
+    pump(id, direction_index, world_.current_event());
+  });
 }
 
 // Delivers every due segment of one direction, in order, unless its path is blocked.
@@ -457,6 +455,8 @@ void SimNetwork::wake_all(std::vector<Waiter>& waiters) {
   for (const Waiter& waiter : woken)
     waiter.waker.wake();
   HAST_ASSERT(waiters.empty());
+  woken.clear();
+  waiters.swap(woken);  // keeps the list's memory for the next waits
 }
 
 // Wakes a side's waiters from a world event at the current instant. Used where the caller
@@ -474,7 +474,7 @@ void SimNetwork::wake_later(ConnectionId id, int side) {
 // Parks the calling fiber of `node` on the list `waiters()` returns. The list is looked up
 // again after the wait because its record may be gone by then.
 fiber::WakeReason SimNetwork::suspend(NodeId node, Deadline deadline,
-                                      const std::function<std::vector<Waiter>*()>& waiters) {
+                                      const WaitersLookup& waiters) {
   fiber::Scheduler& scheduler = world_.node(node).scheduler();
   HAST_ASSERT_MSG(scheduler.in_fiber(), "network call outside a fiber of node {}", node);
   std::vector<Waiter>* list = waiters();

@@ -46,6 +46,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -217,8 +218,24 @@ class SimNetwork {
   void release_held(NodeId from, NodeId to);
   void wake_all(std::vector<Waiter>& waiters);
   void wake_later(ConnectionId id, int side);
-  fiber::WakeReason suspend(NodeId node, Deadline deadline,
-                            const std::function<std::vector<Waiter>*()>& waiters);
+  // A call's way to find its waiters list again: a non-owning reference to a callable
+  // (a lambda of a few ids would not fit std::function's inline storage).
+  class WaitersLookup {
+   public:
+    template <typename F,
+              typename = std::enable_if_t<!std::is_same_v<std::decay_t<F>, WaitersLookup>>>
+    WaitersLookup(F&& lookup)  // NOLINT(google-explicit-constructor): lambdas convert
+        : object_(static_cast<const void*>(&lookup)), call_([](const void* object) {
+            return (*static_cast<const std::decay_t<F>*>(object))();
+          }) {}
+    std::vector<Waiter>* operator()() const { return call_(object_); }
+
+   private:
+    const void* object_;
+    std::vector<Waiter>* (*call_)(const void*);
+  };
+  // `waiters` must outlive the call (a lambda written in the call does).
+  fiber::WakeReason suspend(NodeId node, Deadline deadline, const WaitersLookup& waiters);
   void maybe_retire(ConnectionId id);
   bool os_up(NodeId node) const;
   void invariants(const Conn& conn) const;

@@ -39,7 +39,7 @@ struct SimNetwork::Waiter {
 struct SimNetwork::Segment {
   enum class Kind : std::uint8_t { data, fin, reset };
   Kind kind = Kind::data;
-  std::vector<std::byte> bytes;
+  PoolBytes bytes;
   Instant due{};
 };
 
@@ -57,7 +57,7 @@ enum class SideState : std::uint8_t {
 class ReceiveQueue {
  public:
   // Appends a delivered segment (not empty).
-  void push(std::vector<std::byte>&& bytes) {
+  void push(PoolBytes&& bytes) {
     HAST_ASSERT(!bytes.empty());
     unread_ += bytes.size();
     segments_.push_back(std::move(bytes));
@@ -66,7 +66,7 @@ class ReceiveQueue {
   std::size_t take(std::span<std::byte> out) {
     std::size_t filled = 0;
     while (filled < out.size() && !segments_.empty()) {
-      const std::vector<std::byte>& front = segments_.front();
+      const PoolBytes& front = segments_.front();
       const std::size_t count = std::min(front.size() - front_offset_, out.size() - filled);
       std::memcpy(out.data() + filled, front.data() + front_offset_, count);
       filled += count;
@@ -90,14 +90,14 @@ class ReceiveQueue {
   // The count matches the segments (checked by SimNetwork::invariants).
   bool consistent() const {
     std::size_t total = 0;
-    for (const std::vector<std::byte>& segment : segments_)
+    for (const PoolBytes& segment : segments_)
       total += segment.size();
     return front_offset_ <= total && unread_ == total - front_offset_ &&
            (segments_.empty() || front_offset_ < segments_.front().size());
   }
 
  private:
-  std::deque<std::vector<std::byte>> segments_;
+  std::deque<PoolBytes> segments_;
   std::size_t front_offset_ = 0;  // bytes of the front segment already read
   std::size_t unread_ = 0;
 };
@@ -110,11 +110,11 @@ struct SimNetwork::ConnSide {
   SideState state = SideState::open;
   DeathKind death = DeathKind::kill;  // meaningful when state == dead
   ReceiveQueue received;              // delivered bytes not read yet
-  bool fin_received = false;    // the peer's FIN came after every byte it sent
-  bool reset_answered = false;  // this side already sent its one reset
-  bool handle = false;          // a SimConnection exists for this side
-  bool released = false;        // no handle now and none will come
-  std::vector<Waiter> waiters;  // fibers of `node` in send or recv on this side
+  bool fin_received = false;          // the peer's FIN came after every byte it sent
+  bool reset_answered = false;        // this side already sent its one reset
+  bool handle = false;                // a SimConnection exists for this side
+  bool released = false;              // no handle now and none will come
+  std::vector<Waiter> waiters;        // fibers of `node` in send or recv on this side
 
   std::size_t unread() const { return received.unread(); }
 };

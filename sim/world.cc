@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <mutex>
 
@@ -33,12 +34,25 @@ void tune_allocator_once() {
 
 }  // namespace
 
-void TraceHash::mix_bytes(std::string_view bytes) {
-  mix(fnv1a(bytes));
+std::uint64_t TraceHash::hash_bytes(std::string_view bytes) {
+  std::uint64_t hash = 0xcbf29ce484222325ULL ^ bytes.size();
+  std::size_t at = 0;
+  for (; at + 8 <= bytes.size(); at += 8) {
+    std::uint64_t word = 0;
+    std::memcpy(&word, bytes.data() + at, 8);
+    hash = fold(hash ^ word, 0x100000001b3ULL * 0x9e3779b97f4a7c15ULL, 29);
+  }
+  if (at < bytes.size()) {
+    std::uint64_t word = 0;  // the last 1..7 bytes, little-endian
+    for (std::size_t i = at; i < bytes.size(); i++)
+      word |= std::uint64_t{static_cast<unsigned char>(bytes[i])} << (8 * (i - at));
+    hash = fold(hash ^ word, 0x100000001b3ULL * 0x9e3779b97f4a7c15ULL, 29);
+  }
+  return mix64(hash);
 }
 
 std::string TraceHash::hex() const {
-  return fmt::format("{:016x}{:016x}", high_, low_);
+  return fmt::format("{:016x}{:016x}", mix64(high_ ^ low_), mix64(low_));
 }
 
 std::string format_instant(Instant when) {
@@ -98,39 +112,105 @@ SimNode* World::find_node(std::string_view name) {
   return nullptr;
 }
 
-EventId World::at(Instant when, std::string_view kind, std::function<void()> action) {
+EventId World::at(Instant when, std::string_view kind, EventAction action) {
   return push(when, std::nullopt, kind, std::move(action));
 }
 
-EventId World::after(Duration delay, std::string_view kind, std::function<void()> action) {
+EventId World::after(Duration delay, std::string_view kind, EventAction action) {
   HAST_ASSERT(delay.count() >= 0);
   return push(now_ + delay, std::nullopt, kind, std::move(action));
 }
 
-EventId World::at_node(NodeId node, Instant when, std::string_view kind,
-                       std::function<void()> action) {
+EventId World::at_node(NodeId node, Instant when, std::string_view kind, EventAction action) {
   HAST_ASSERT(node < nodes_.size());
   return push(when, node, kind, std::move(action));
 }
 
 EventId World::push(Instant when, std::optional<NodeId> node, std::string_view kind,
-                    std::function<void()> action) {
+                    EventAction&& action) {
   HAST_ASSERT_MSG(when >= now_, "event {} scheduled in the past", kind);
-  HAST_ASSERT(action != nullptr);
+  HAST_ASSERT(action);
   EventId id = next_event_id_++;
-  Key key{when, tie_breaks_.next_u64(), id};
-  Event event{when, std::get<1>(key), id, node, 0, std::string(kind), std::move(action)};
-  if (node) event.incarnation = nodes_[*node]->incarnation();
-  queue_.emplace(key, std::move(event));
-  keys_.emplace(id, key);
+  std::uint32_t slot = 0;
+  if (free_events_.empty()) {
+    slot = static_cast<std::uint32_t>(events_.size());
+    events_.emplace_back();
+  } else {
+    slot = free_events_.back();
+    free_events_.pop_back();
+  }
+  Event& event = events_[slot];
+  event.node = node;
+  event.incarnation = node ? nodes_[*node]->incarnation() : 0;
+  event.kind_hash = TraceHash::hash_bytes(kind);
+  if (options_.keep_trace) event.kind.assign(kind);
+  event.action = std::move(action);
+  queue_push(QueueEntry{when, tie_breaks_.next_u64(), id, slot});
   return id;
 }
 
+void World::release(std::uint32_t slot) {
+  HAST_ASSERT(slot < events_.size());
+  events_[slot].action.reset();
+  free_events_.push_back(slot);
+}
+
+void World::queue_push(const QueueEntry& entry) {
+  queue_.push_back(entry);
+  sift_up(queue_.size() - 1);
+}
+
+World::QueueEntry World::queue_pop() {
+  HAST_ASSERT(!queue_.empty());
+  QueueEntry first = queue_.front();
+  queue_.front() = queue_.back();
+  queue_.pop_back();
+  if (!queue_.empty()) sift_down(0);
+  return first;
+}
+
+void World::queue_remove(std::size_t index) {
+  HAST_ASSERT(index < queue_.size());
+  queue_[index] = queue_.back();
+  queue_.pop_back();
+  if (index == queue_.size()) return;
+  sift_up(index);
+  sift_down(index);
+}
+
+void World::sift_up(std::size_t index) {
+  QueueEntry moving = queue_[index];
+  while (index > 0) {
+    std::size_t parent = (index - 1) / 2;
+    if (!before(moving, queue_[parent])) break;
+    queue_[index] = queue_[parent];
+    index = parent;
+  }
+  queue_[index] = moving;
+}
+
+void World::sift_down(std::size_t index) {
+  const std::size_t size = queue_.size();
+  QueueEntry moving = queue_[index];
+  while (true) {
+    std::size_t child = 2 * index + 1;
+    if (child >= size) break;
+    if (child + 1 < size && before(queue_[child + 1], queue_[child])) child++;
+    if (!before(queue_[child], moving)) break;
+    queue_[index] = queue_[child];
+    index = child;
+  }
+  queue_[index] = moving;
+}
+
 void World::cancel(EventId id) {
-  auto found = keys_.find(id);
-  if (found == keys_.end()) return;
-  queue_.erase(found->second);
-  keys_.erase(found);
+  // Rare (a stopped workload, a reset connection): a scan of the pending events.
+  for (std::size_t i = 0; i < queue_.size(); i++) {
+    if (queue_[i].id != id) continue;
+    release(queue_[i].slot);
+    queue_remove(i);
+    return;
+  }
 }
 
 void World::arm_node_timer(NodeId node, Instant world_when) {
@@ -163,14 +243,18 @@ bool World::step() {
     throw;
   }
   if (queue_.empty()) return false;
-  auto first = queue_.begin();
-  Event event = std::move(first->second);
-  keys_.erase(event.id);
-  queue_.erase(first);
-  HAST_ASSERT(event.when >= now_);
-  now_ = event.when;
+  const QueueEntry entry = queue_pop();
+  HAST_ASSERT(entry.when >= now_);
+  now_ = entry.when;
   event_count_++;
-  if (deliver(event)) event.action();
+  if (deliver(entry, events_[entry.slot])) {
+    // The action runs in its slot (slots do not move, and this one is reused only after
+    // its release), so scheduling events from it is fine.
+    current_event_ = entry.id;
+    events_[entry.slot].action();
+    current_event_ = 0;
+    release(entry.slot);
+  }
   for (WorldObserver* observer : observers_)
     observer->after_step();
   return true;
@@ -199,18 +283,18 @@ void World::notify_pause(NodeId node, Instant until) {
     observer->on_pause(node, until);
 }
 
-// Decides whether a node-bound event still applies: dropped for a dead incarnation,
-// deferred while the node is paused.
-bool World::deliver(Event& event) {
-  trace(event.kind, event.node.value_or(UINT32_MAX), event.id);
+// Decides whether a node-bound event still applies: dropped for a dead incarnation (its
+// slot released), deferred while the node is paused (queued again, same slot).
+bool World::deliver(const QueueEntry& entry, Event& event) {
+  trace_hashed(event.kind_hash, event.kind, event.node.value_or(UINT32_MAX), entry.id, 0);
   if (!event.node) return true;
   SimNode& target = *nodes_[*event.node];
-  if (!target.running() || target.incarnation() != event.incarnation) return false;
+  if (!target.running() || target.incarnation() != event.incarnation) {
+    release(entry.slot);
+    return false;
+  }
   if (target.paused()) {
-    Key key{target.paused_until(), tie_breaks_.next_u64(), event.id};
-    event.when = target.paused_until();
-    keys_.emplace(event.id, key);
-    queue_.emplace(key, std::move(event));
+    queue_push(QueueEntry{target.paused_until(), tie_breaks_.next_u64(), entry.id, entry.slot});
     return false;
   }
   return true;
@@ -220,7 +304,7 @@ bool World::run_until(const std::function<bool()>& done, Instant limit) {
   while (!done()) {
     run_nodes();
     if (done()) return true;
-    if (queue_.empty() || queue_.begin()->second.when > limit) {
+    if (queue_.empty() || queue_.front().when > limit) {
       if (limit > now_) now_ = limit;
       return false;
     }
@@ -236,8 +320,15 @@ void World::run_for(Duration duration) {
 }
 
 void World::trace(std::string_view kind, std::uint64_t a, std::uint64_t b, std::uint64_t c) {
+  trace_hashed(TraceHash::hash_bytes(kind), kind, a, b, c);
+}
+
+// trace() with TraceHash::hash_bytes(kind) computed by the caller; `kind` is only read for the
+// readable trace (WorldOptions::keep_trace).
+void World::trace_hashed(std::uint64_t kind_hash, std::string_view kind, std::uint64_t a,
+                         std::uint64_t b, std::uint64_t c) {
   hash_.mix(static_cast<std::uint64_t>(now_.time_since_epoch().count()));
-  hash_.mix_bytes(kind);
+  hash_.mix(kind_hash);
   hash_.mix(a);
   hash_.mix(b);
   hash_.mix(c);

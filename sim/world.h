@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -30,6 +31,7 @@
 #include "core/assert.h"
 #include "core/io/clock.h"
 #include "core/prng.h"
+#include "sim/event_action.h"
 
 namespace hast::sim {
 
@@ -61,21 +63,29 @@ class WorldObserver {
   virtual void on_pause(NodeId, Instant /*until*/) {}
 };
 
-// A rolling 128-bit hash over the run (oracle O11).
+// A rolling 128-bit hash over the run (oracle O11): two lanes, each folding in one 64-bit
+// word per step with a multiply and a shift. Each step is a bijection of the lane for a
+// fixed word and an injection of the word for a fixed lane, so two runs whose traces
+// differ in one word always hash differently; the printed value is the lanes finalised.
+// A run mixes about fifty words per client operation: the step is kept short on purpose.
 class TraceHash {
  public:
-  // Inline: a run mixes several values per event, and each mix is a short dependency
-  // chain the compiler can interleave with the caller's work.
   void mix(std::uint64_t value) {
-    low_ = mix64(low_ ^ value) + 0x9e3779b97f4a7c15ULL;
-    high_ = mix64(high_ + value * 0xff51afd7ed558ccdULL) ^ low_;
+    low_ = fold(low_ ^ value, 0x9e3779b97f4a7c15ULL, 29);
+    high_ = fold(high_ + value, 0xff51afd7ed558ccdULL, 31);
   }
-  void mix_bytes(std::string_view bytes);
+  void mix_bytes(std::string_view bytes) { mix(hash_bytes(bytes)); }
+  // A 64-bit hash of a string, eight bytes a step (trace kinds, log lines, names).
+  static std::uint64_t hash_bytes(std::string_view bytes);
   std::string hex() const;
   friend bool operator==(const TraceHash&, const TraceHash&) = default;
 
  private:
-  // The finaliser of SplitMix64/Murmur3: a cheap, well-mixing 64-bit permutation.
+  static std::uint64_t fold(std::uint64_t x, std::uint64_t factor, int shift) {
+    x *= factor;
+    return x ^ (x >> shift);
+  }
+  // The finaliser of SplitMix64/Murmur3, for printing.
   static std::uint64_t mix64(std::uint64_t z) {
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
@@ -119,14 +129,16 @@ class World final : public AssertContext {
 
   // ---- Events ----
   // Runs `action` at world time `when` (not before now). `kind` names it in the trace.
-  EventId at(Instant when, std::string_view kind, std::function<void()> action);
-  EventId after(Duration delay, std::string_view kind, std::function<void()> action);
+  EventId at(Instant when, std::string_view kind, EventAction action);
+  EventId after(Duration delay, std::string_view kind, EventAction action);
   // Like at(), but bound to the node's current incarnation: dropped if the node dies
   // first, and deferred to the end of a pause while the node is paused.
-  EventId at_node(NodeId node, Instant when, std::string_view kind, std::function<void()> action);
+  EventId at_node(NodeId node, Instant when, std::string_view kind, EventAction action);
   // Removes a pending event; unknown or past ids are ignored.
   void cancel(EventId id);
   std::size_t pending_events() const { return queue_.size(); }
+  // The id of the event whose action is running, 0 outside every action.
+  EventId current_event() const { return current_event_; }
 
   // ---- Running ----
   // Runs runnable fibers of every node, then one event. False when nothing is left.
@@ -161,21 +173,40 @@ class World final : public AssertContext {
   void notify_pause(NodeId node, Instant until);
 
  private:
+  // A pending event's payload, in a slot of `events_` (recycled through `free_events_`).
   struct Event {
+    std::optional<NodeId> node;
+    std::uint64_t incarnation = 0;
+    std::uint64_t kind_hash = 0;  // TraceHash::hash_bytes(kind): what the trace mixes
+    std::string kind;             // kept only with WorldOptions::keep_trace
+    EventAction action;
+  };
+  // The queue orders events by (when, tie, id): a binary min-heap of these (ids are
+  // unique, so the order is total and the same as any other structure's).
+  struct QueueEntry {
     Instant when;
     std::uint64_t tie;
     EventId id;
-    std::optional<NodeId> node;
-    std::uint64_t incarnation = 0;
-    std::string kind;
-    std::function<void()> action;
+    std::uint32_t slot;
   };
-  using Key = std::tuple<Instant, std::uint64_t, EventId>;
+  static bool before(const QueueEntry& a, const QueueEntry& b) {
+    if (a.when != b.when) return a.when < b.when;
+    if (a.tie != b.tie) return a.tie < b.tie;
+    return a.id < b.id;
+  }
 
   EventId push(Instant when, std::optional<NodeId> node, std::string_view kind,
-               std::function<void()> action);
+               EventAction&& action);
+  void queue_push(const QueueEntry& entry);
+  QueueEntry queue_pop();
+  void queue_remove(std::size_t index);
+  void sift_up(std::size_t index);
+  void sift_down(std::size_t index);
+  void release(std::uint32_t slot);
   void run_nodes();
-  bool deliver(Event& event);
+  bool deliver(const QueueEntry& entry, Event& event);
+  void trace_hashed(std::uint64_t kind_hash, std::string_view kind, std::uint64_t a,
+                    std::uint64_t b, std::uint64_t c);
 
   std::uint64_t seed_;
   WorldOptions options_;
@@ -184,8 +215,10 @@ class World final : public AssertContext {
   EventId next_event_id_ = 1;
   Prng tie_breaks_;
   std::map<std::string, std::unique_ptr<Prng>, std::less<>> streams_;
-  std::map<Key, Event> queue_;
-  std::map<EventId, Key> keys_;
+  std::vector<QueueEntry> queue_;  // a binary heap by before()
+  std::deque<Event> events_;       // a deque: an action runs in its slot while others are added
+  std::vector<std::uint32_t> free_events_;
+  EventId current_event_ = 0;
   std::vector<std::unique_ptr<SimDisk>> disks_;
   std::unique_ptr<SimNetwork> network_;
   std::vector<std::unique_ptr<SimNode>> nodes_;

@@ -2,6 +2,8 @@
 // of their previous use), sizes outside the pooled range bypass the pool, and the pool
 // really recycles (the same memory comes back), which is what the speed-up rests on.
 #include <cstddef>
+#include <cstdint>
+#include <utility>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -9,11 +11,12 @@
 #include "sim/byte_pool.h"
 
 using hast::sim::BytePool;
+using hast::sim::PoolBytes;
 
 namespace {
 
-std::vector<std::byte> pattern(std::size_t size, unsigned seed) {
-  std::vector<std::byte> bytes(size);
+PoolBytes pattern(std::size_t size, unsigned seed) {
+  PoolBytes bytes(size);
   for (std::size_t i = 0; i < size; i++)
     bytes[i] = static_cast<std::byte>((i * 131 + seed) & 0xff);
   return bytes;
@@ -22,36 +25,46 @@ std::vector<std::byte> pattern(std::size_t size, unsigned seed) {
 }  // namespace
 
 TEST_CASE("byte pool: a recycled buffer holds only the new bytes", "[sim][byte_pool]") {
-  std::vector<std::byte> first = BytePool::copy_of(pattern(BytePool::buffer_bytes, 1));
+  PoolBytes first = BytePool::copy_of(pattern(BytePool::buffer_bytes, 1));
   CHECK(first == pattern(BytePool::buffer_bytes, 1));
   CHECK(first.capacity() == BytePool::buffer_bytes);
   const std::byte* memory = first.data();
   BytePool::give(std::move(first));
 
   // The buffer given last comes back first, shorter this time: nothing old shows.
-  const std::vector<std::byte> shorter = pattern(BytePool::pooled_min, 2);
-  std::vector<std::byte> second = BytePool::copy_of(shorter);
+  const PoolBytes shorter = pattern(BytePool::pooled_min, 2);
+  PoolBytes second = BytePool::copy_of(shorter);
   CHECK(second.data() == memory);
   CHECK(second == shorter);
   BytePool::give(std::move(second));
 
-  std::vector<std::byte> zeroes = BytePool::zeroes();
+  PoolBytes zeroes = BytePool::zeroes();
   CHECK(zeroes.data() == memory);
-  CHECK(zeroes == std::vector<std::byte>(BytePool::buffer_bytes));
+  CHECK(zeroes == PoolBytes(BytePool::buffer_bytes, std::byte{0}));
   BytePool::give(std::move(zeroes));
 }
 
 TEST_CASE("byte pool: sizes outside the pooled range get exact buffers", "[sim][byte_pool]") {
   BytePool::give(BytePool::zeroes());  // at least one buffer is free
-  const std::vector<std::byte> small = pattern(BytePool::pooled_min - 512, 3);
-  std::vector<std::byte> copy = BytePool::copy_of(small);
+  const PoolBytes small = pattern(BytePool::pooled_min - 512, 3);
+  PoolBytes copy = BytePool::copy_of(small);
   CHECK(copy == small);
   CHECK(copy.capacity() < BytePool::buffer_bytes);
-  const std::vector<std::byte> large = pattern(BytePool::buffer_bytes + 512, 4);
+  const PoolBytes large = pattern(BytePool::buffer_bytes + 512, 4);
   CHECK(BytePool::copy_of(large) == large);
   CHECK(BytePool::copy_of({}).empty());
   // A buffer of another capacity is freed, not kept: the next take is a pooled one.
   BytePool::give(std::move(copy));
-  CHECK(BytePool::copy_of(pattern(BytePool::buffer_bytes, 5)).capacity() ==
-        BytePool::buffer_bytes);
+  CHECK(BytePool::copy_of(pattern(BytePool::buffer_bytes, 5)).capacity() == BytePool::buffer_bytes);
+}
+
+TEST_CASE("byte pool: buffers of 4 KiB or more start on a cache line", "[sim][byte_pool]") {
+  PoolBytes pooled = BytePool::copy_of(pattern(BytePool::buffer_bytes, 6));
+  PoolBytes large = BytePool::copy_of(pattern(BytePool::buffer_bytes * 3 + 512, 7));
+  PoolBytes zeroes = BytePool::zeroes();
+  for (const PoolBytes* buffer : {&pooled, &large, &zeroes})
+    CHECK(reinterpret_cast<std::uintptr_t>(buffer->data()) % 64 == 0);
+  CHECK(large == pattern(BytePool::buffer_bytes * 3 + 512, 7));
+  BytePool::give(std::move(pooled));
+  BytePool::give(std::move(zeroes));
 }

@@ -1,5 +1,9 @@
 // World and SimNode: virtual time, event order, node timers, kill, pause, failures.
+#include <array>
+#include <functional>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -65,6 +69,67 @@ TEST_CASE("World: events run in time order; ties in an order drawn from the seed
   CHECK(differs);
 }
 
+TEST_CASE("World: many events keep (time, tie, id) order through cancels and reuse", "[sim]") {
+  // The queue is a heap over recycled slots: check it against a sorted reference with
+  // many equal times, cancels of queued events and events scheduled from actions.
+  World world(11);
+  std::vector<std::pair<Instant, int>> ran;
+  std::vector<hast::sim::EventId> ids;
+  for (int i = 0; i < 200; i++) {
+    Instant when = Instant{} + std::chrono::milliseconds(i % 7);
+    ids.push_back(world.at(when, "e", [&ran, &world, i] {
+      ran.emplace_back(world.now(), i);
+      if (i % 10 == 0)
+        world.after(3ms, "late", [&ran, &world, i] { ran.emplace_back(world.now(), 1000 + i); });
+    }));
+  }
+  for (int i = 0; i < 200; i += 3)
+    world.cancel(ids[static_cast<std::size_t>(i)]);
+  world.cancel(ids[3]);  // twice: ignored
+  CHECK(world.pending_events() == 200 - 67);
+  while (world.step()) {
+  }
+  CHECK(world.pending_events() == 0);
+  std::size_t expected = 200 - 67;
+  for (int i = 0; i < 200; i += 10)
+    if (i % 3 != 0) expected++;
+  REQUIRE(ran.size() == expected);
+  for (std::size_t k = 1; k < ran.size(); k++)
+    CHECK(ran[k - 1].first <= ran[k].first);
+  for (const auto& [when, i] : ran)
+    CHECK((i >= 1000 || i % 3 != 0));
+}
+
+TEST_CASE("EventAction: small callables in place, large ones on the heap, each destroyed once",
+          "[sim]") {
+  auto token = std::make_shared<int>(0);
+  {
+    hast::sim::EventAction small([token] { (*token)++; });
+    std::array<std::uint64_t, 32> big_payload{};
+    hast::sim::EventAction big(
+        [token, big_payload] { *token += 10 + static_cast<int>(big_payload[0]); });
+    CHECK(token.use_count() == 3);
+    hast::sim::EventAction moved(std::move(small));
+    CHECK(!small);
+    moved();
+    hast::sim::EventAction other;
+    other = std::move(big);
+    CHECK(!big);
+    other();
+    CHECK(*token == 11);
+    CHECK(token.use_count() == 3);
+    other = std::move(moved);  // destroys the large callable, takes the small one
+    CHECK(token.use_count() == 2);
+    other();
+    CHECK(*token == 12);
+    std::function<void()> function = [token] { (*token)++; };
+    hast::sim::EventAction wrapped(function);
+    wrapped();
+    CHECK(*token == 13);
+  }
+  CHECK(token.use_count() == 1);
+}
+
 TEST_CASE("World: a node's sleeps follow virtual time and its clock offset", "[sim]") {
   World world(2);
   SimNode& node = add_node(world, "n", "10.0.0.1");
@@ -83,8 +148,8 @@ TEST_CASE("World: a node's sleeps follow virtual time and its clock offset", "[s
   CHECK(world.now() == Instant{} + 1s);
 
   World skewed(2);
-  SimNode& late = skewed.add_node(SimNodeOptions{.name = "late", .hosts = {"10.0.0.9"},
-                                                 .clock_offset = 5s});
+  SimNode& late =
+      skewed.add_node(SimNodeOptions{.name = "late", .hosts = {"10.0.0.9"}, .clock_offset = 5s});
   late.attach_disk(skewed.add_disk("d", hast::sim::SimDiskOptions{.size_bytes = 1 << 20}));
   Instant local{};
   late.set_program([&](NodeIo& io) {
@@ -140,7 +205,8 @@ TEST_CASE("SimNode: a paused node runs nothing until the pause ends", "[sim]") {
   SimNode& node = add_node(world, "n", "10.0.0.1");
   std::vector<Instant> ticks;
   node.set_program([&](NodeIo& io) {
-    while (io.scheduler.sleep_for(100ms)) ticks.push_back(io.clock.now());
+    while (io.scheduler.sleep_for(100ms))
+      ticks.push_back(io.clock.now());
   });
   node.start();
   world.at(Instant{} + 250ms, "pause", [&] { node.pause(1s); });
