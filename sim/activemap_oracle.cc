@@ -57,9 +57,9 @@ std::optional<ActivemapOracle::View> ActivemapOracle::read_view(NodeId id) const
   const SparseImage& stable = disk.pristine().stable();
   std::vector<std::byte> block(meta::metadata_size);
   stable.read(0, block);
-  auto metadata = meta::decode_block(block, cluster_.node(id).name());
-  if (!metadata) return std::nullopt;
-  View view{&disk, std::move(*metadata), std::nullopt};
+  auto area = meta::decode_area(block, cluster_.node(id).name());  // as the node reads it
+  if (!area) return std::nullopt;
+  View view{&disk, std::move(area->metadata), std::nullopt};
   std::uint64_t extents =
       meta::extent_count_for(view.metadata.data_size_bytes, view.metadata.extent_size_bytes);
   std::vector<std::byte> image(meta::map_bitmap_bytes(extents));

@@ -299,8 +299,8 @@ std::uint32_t Judge::extent_size() {
   std::vector<std::byte> block(meta::metadata_size);
   for (NodeId id : {0u, 1u}) {
     cluster_.disk(id).peek_current(0, block);
-    auto metadata = meta::decode_block(block, "judge");
-    if (metadata && metadata->extent_size_bytes > 0) return metadata->extent_size_bytes;
+    auto area = meta::decode_area(block, "judge");
+    if (area && area->metadata.extent_size_bytes > 0) return area->metadata.extent_size_bytes;
   }
   return 256 * 1024;  // no metadata yet: nothing is stale either
 }
@@ -438,10 +438,10 @@ bool Judge::converged(NodeId primary, NodeId secondary) {
 std::vector<bool> Judge::stale_extents(NodeId id) {
   std::vector<std::byte> block(meta::metadata_size);
   cluster_.disk(id).peek_current(0, block);
-  auto metadata = meta::decode_block(block, "judge");
-  if (!metadata) return {};
+  auto area = meta::decode_area(block, "judge");  // both copies, as the node reads them
+  if (!area) return {};
   std::vector<bool> stale;
-  for (meta::ExtentIndex extent : metadata->stale_extents) {
+  for (meta::ExtentIndex extent : area->metadata.stale_extents) {
     if (extent.value >= stale.size()) stale.resize(extent.value + 1);
     stale[extent.value] = true;
   }

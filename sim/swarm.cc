@@ -154,8 +154,8 @@ void Runner::take_out_foreign(NodeId id) {
 bool Runner::primary_has_stale_extents() {
   std::vector<std::byte> block(meta::metadata_size);
   cluster_.disk(primary_).peek_current(0, block);
-  auto metadata = meta::decode_block(block, "swarm");
-  return !metadata || !metadata->stale_extents.empty();
+  auto area = meta::decode_area(block, "swarm");
+  return !area || !area->metadata.stale_extents.empty();
 }
 
 // A failover is safe only from a pair in sync: promoting a half-synced node is what the

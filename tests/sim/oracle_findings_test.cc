@@ -24,8 +24,8 @@ constexpr hast::sim::NodeId kB = 1;
 std::uint64_t stable_resuid(SimCluster& cluster, hast::sim::NodeId id) {
   std::vector<std::byte> block(hast::meta::metadata_size);
   cluster.disk(id).pristine().stable().read(0, block);
-  auto metadata = hast::meta::decode_block(block);
-  return metadata ? metadata->resuid : 0;
+  auto area = hast::meta::decode_area(block);
+  return area ? area->metadata.resuid : 0;
 }
 
 }  // namespace

@@ -212,9 +212,9 @@ namespace {
 hast::meta::Metadata metadata_of(SimCluster& cluster, hast::sim::NodeId id) {
   std::vector<std::byte> block(hast::meta::metadata_size);
   cluster.disk(id).peek_current(0, block);
-  auto metadata = hast::meta::decode_block(block, "test");
-  REQUIRE(metadata);
-  return *metadata;
+  auto area = hast::meta::decode_area(block, "test");
+  REQUIRE(area);
+  return area->metadata;
 }
 
 }  // namespace
