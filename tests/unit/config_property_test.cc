@@ -26,7 +26,8 @@ constexpr std::string_view valid_files[] = {
     "listen tcp://0.0.0.0\nresource shared {\nlocal /dev/ada0p4\non fbsd_h1 {\n"
     "remote tcp://10.0.0.231\n}\non fbsd_h2 {\nremote tcp://10.0.0.233\n}\n}\n",
     "on node1 {\n control uds:///tmp/n1.ctl\n pidfile /tmp/n1.pid\n listen 127.0.0.1:7771\n}\n"
-    "resource r {\n replication async\n syncrate 10M\n busypoll 50\n on node1 {\n  local /tmp/n1.img\n"
+    "resource r {\n replication async\n syncrate 10M\n busypoll 50\n"
+    " on node1 {\n  local /tmp/n1.img\n"
     "  remote 127.0.0.2:7772\n  source 127.0.0.1\n  frontend nbd unix:///tmp/n1.sock\n }\n}\n",
     "checksum sha256 # trailing comment\ncompression lzf\ntimeout 3\nmetaflush off\n"
     "resource fuse {\n frontend fuse /dev/hast/x\n local /x\n on fbsd_h1 { remote none }\n}\n",
