@@ -108,13 +108,14 @@ class Socket {
 //
 // Read-ahead: a recv_exact of fewer than read_ahead_bytes asks the socket for up to
 // read_ahead_bytes and keeps what it did not ask for, so a message's header, nv and a
-// small payload (a 4 KiB request) cost one ring operation, not three. Longer reads go
+// small payload (a 4 KiB request) cost one ring operation, not three, and so do several
+// such messages sent together (a batch of requests or replies). Longer reads go
 // straight into the caller's buffer once the kept bytes are used up, as one ring recv
 // that completes when the buffer is full (MSG_WAITALL), not at every segment. Kept bytes move with
 // the descriptor (take_unread, the constructor's `unread`).
 class RealConnection final : public Connection {
  public:
-  static constexpr std::size_t read_ahead_bytes = 8 * 1024;
+  static constexpr std::size_t read_ahead_bytes = 64 * 1024;
 
   // `unread`: bytes already received from the socket by a previous handle.
   RealConnection(Ring& ring, int fd, Address local, Address peer,

@@ -180,6 +180,11 @@ void Scheduler::yield() {
   suspend_current();
 }
 
+void Scheduler::yield_to_others(int rounds) {
+  for (int i = 0; i < rounds && !ready_.empty() && !shut_down_; i++)
+    yield();
+}
+
 Result<void> Scheduler::sleep_until(Instant when) {
   prepare_wait();
   WakeReason reason = wait(when);

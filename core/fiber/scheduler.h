@@ -143,6 +143,11 @@ class Scheduler {
   // Lets the other runnable fibers run; the caller runs again after them.
   void yield();
 
+  // Lets the other runnable fibers run first, and those they make runnable, for at most
+  // `rounds` yields; returns at once when none is runnable. What a fiber that gathers the
+  // work of others (a batch of messages to send) calls before it takes the batch.
+  void yield_to_others(int rounds);
+
   // Suspends until the clock reaches `when`. Errc::cancelled if cancelled first.
   Result<void> sleep_until(Instant when);
   Result<void> sleep_for(Duration duration);

@@ -24,6 +24,10 @@
 namespace hast::nbd {
 namespace {
 
+// A sender that has something to send lets the other runnable fibers (and those they wake)
+// run first, up to this many yields, so what they queue leaves in the same send.
+constexpr int batch_gather_rounds = 4;
+
 using namespace std::chrono_literals;
 
 // A client may send this many options before it must choose an export.
@@ -132,6 +136,10 @@ struct NbdServer::Session {
   std::uint64_t bytes_used = 0;
   fiber::WaitQueue slot_freed;
   fiber::Semaphore send_lock;  // a reply goes out whole
+  // Simple replies of request fibers not sent yet (queue_reply), and whether a fiber is on
+  // its way to send them. Whoever sends next under the send lock takes them along.
+  std::vector<std::byte> outbox;
+  bool outbox_sender = false;
 };
 
 NbdServer::NbdServer(fiber::Scheduler& scheduler, Network& network, Log& log,
@@ -601,7 +609,7 @@ void NbdServer::reply(Session& session, Request& request) {
     sent = send_locked(session, head, request.buffer.span());
   } else {
     if (error != NbdError::none) stats_.requests_failed++;
-    sent = send_reply(session, simple);
+    sent = queue_reply(session, simple);
   }
   if (!sent) {
     log_debug(log_, "[{}] NBD client {}: reply to handle {:#x} not sent: {}", options_.export_name,
@@ -614,11 +622,38 @@ Result<void> NbdServer::send_reply(Session& session, const SimpleReply& reply) {
   return send_locked(session, bytes);
 }
 
+// Replies completed together leave in one send: the first fiber to queue one lets the
+// other runnable fibers queue theirs, then sends the lot (any send under the lock takes
+// the queued ones along). A reply queued behind another fiber's is reported sent here;
+// if that send fails, the connection closes and the client learns nothing of either.
+Result<void> NbdServer::queue_reply(Session& session, const SimpleReply& reply) {
+  auto bytes = encode_simple_reply(reply);
+  session.outbox.insert(session.outbox.end(), bytes.begin(), bytes.end());
+  if (session.outbox_sender) return ok();
+  session.outbox_sender = true;
+  scheduler_.yield_to_others(batch_gather_rounds);
+  Result<void> sent = ok();
+  // Replies queued while this fiber waited for the lock or sent go out next.
+  while (!session.outbox.empty() && sent)
+    sent = send_locked(session, {});
+  session.outbox_sender = false;
+  if (!sent) session.outbox.clear();  // the connection is closed
+  return sent;
+}
+
 Result<void> NbdServer::send_locked(Session& session, std::span<const std::byte> head,
                                     std::span<const std::byte> body) {
   Deadline deadline = deadline_after(scheduler_.clock(), options_.io_timeout);
   HAST_TRY(session.send_lock.acquire(deadline));
   fiber::Permit permit(session.send_lock);
+  std::vector<std::byte> queued;
+  if (!session.outbox.empty()) {
+    // The queued simple replies go first, in the same send.
+    queued = std::exchange(session.outbox, {});
+    queued.insert(queued.end(), head.begin(), head.end());
+    head = queued;
+  }
+  if (head.empty() && body.empty()) return ok();
   auto sent = session.connection->send_gather(head, body, deadline);
   // A reply cut short leaves the stream out of step: the client cannot go on.
   if (!sent) session.connection->close();

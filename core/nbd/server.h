@@ -12,7 +12,8 @@
 // for TRIM), queues them for next_request() (a bounded queue: back-pressure), waits until
 // complete() was called for every part, and sends one simple reply: success only when
 // every part succeeded, else the error of the first part that failed. Replies of one
-// client go out whole (a send lock) and may go out of order (NBD matches them by handle).
+// client go out whole (a send lock) and may go out of order (NBD matches them by handle);
+// simple replies completed at the same time go out together, in one send.
 // Each client has at most requests_per_client_max requests and buffer_bytes_per_client_max
 // payload bytes in flight (one larger request alone is allowed); its reader waits for a
 // slot before it reads further.
@@ -170,7 +171,10 @@ class NbdServer final : public BlockFrontend {
   void wait_parts(Request& request);
   void reply(Session& session, Request& request);
   Result<void> send_reply(Session& session, const SimpleReply& reply);
-  // Sends `head` then `body` (may be empty) whole, under the session's send lock.
+  // A request fiber's simple reply, sent with others completed at the same time.
+  Result<void> queue_reply(Session& session, const SimpleReply& reply);
+  // Sends the queued simple replies, then `head` then `body` (may be empty) whole, under
+  // the session's send lock.
   Result<void> send_locked(Session& session, std::span<const std::byte> head,
                            std::span<const std::byte> body = {});
 

@@ -30,14 +30,21 @@ void check_frame(std::uint8_t version, const Nv& nv, std::span<const std::byte> 
                   *announced, payload.size());
 }
 
-// Header and nv of a message, without the payload.
-std::vector<std::byte> encode_head(std::uint8_t version, const Nv& nv) {
+// Appends header and nv of a message to `out`.
+void append_head(std::vector<std::byte>& out, std::uint8_t version, const Nv& nv) {
   auto nv_size = static_cast<std::uint32_t>(nv.encoded_size());
   auto header = encode_header(FrameHeader{version, nv_size});
-  std::vector<std::byte> out(header.begin(), header.end());
-  out.reserve(frame_header_size + nv_size);
+  std::size_t start = out.size();
+  out.insert(out.end(), header.begin(), header.end());
   nv.encode_to(out);
-  HAST_ASSERT(out.size() == frame_header_size + nv_size);
+  HAST_ASSERT(out.size() == start + frame_header_size + nv_size);
+}
+
+// Header and nv of a message, without the payload.
+std::vector<std::byte> encode_head(std::uint8_t version, const Nv& nv) {
+  std::vector<std::byte> out;
+  out.reserve(frame_header_size + nv.encoded_size());
+  append_head(out, version, nv);
   return out;
 }
 
@@ -119,6 +126,32 @@ Result<void> send_message(Connection& connection, std::uint8_t version, const Nv
   auto head = encode_head(version, nv);
   // One gathered send: the payload is not copied behind the header.
   auto sent = connection.send_gather(head, payload, deadline);
+  if (!sent) return fail(sent.error().wrap("sending message to " + peer_of(connection)));
+  return ok();
+}
+
+bool SendBatch::has_room() const {
+  if (count_ == 0) return true;
+  return count_ < messages_max && last_payload_.size() <= copy_payload_bytes_max &&
+         buffer_.size() + last_payload_.size() < buffer_bytes_max;
+}
+
+void SendBatch::add(std::uint8_t version, const Nv& nv, std::span<const std::byte> payload) {
+  HAST_ASSERT_MSG(has_room(), "message {} of a batch of {} buffered bytes has no room", count_ + 1,
+                  buffer_.size());
+  check_frame(version, nv, payload);
+  buffer_.insert(buffer_.end(), last_payload_.begin(), last_payload_.end());
+  append_head(buffer_, version, nv);
+  last_payload_ = payload;
+  count_++;
+}
+
+Result<void> SendBatch::send(Connection& connection, Deadline deadline) {
+  HAST_ASSERT(count_ > 0);
+  auto sent = connection.send_gather(buffer_, last_payload_, deadline);
+  buffer_.clear();
+  last_payload_ = {};
+  count_ = 0;
   if (!sent) return fail(sent.error().wrap("sending message to " + peer_of(connection)));
   return ok();
 }

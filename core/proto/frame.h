@@ -101,6 +101,40 @@ std::vector<std::byte> encode_frame(std::uint8_t version, const Nv& nv,
 Result<void> send_message(Connection& connection, std::uint8_t version, const Nv& nv,
                           std::span<const std::byte> payload, Deadline deadline);
 
+// Several messages sent as one stream of bytes: the same bytes as one send_message each,
+// in order, in one Connection::send_gather (one sendmsg, one segment on loopback) instead
+// of one per message. Every message but the last is copied into the batch's buffer, its
+// payload included; the last one's payload goes out in place as the gathered body, so a
+// large payload is never copied: it may only end a batch (see has_room). A batch of one
+// message makes exactly send_message's call. Reusable: send() empties it and keeps the
+// buffer's storage.
+class SendBatch {
+ public:
+  // Payloads up to this size may be copied behind another message; a larger one ends a
+  // batch. Bounds on what one batch holds: messages, and bytes copied into the buffer.
+  static constexpr std::size_t copy_payload_bytes_max = 64 * 1024;
+  static constexpr std::size_t messages_max = 64;
+  static constexpr std::size_t buffer_bytes_max = 256 * 1024;
+
+  bool empty() const { return count_ == 0; }
+  std::size_t size() const { return count_; }
+  // Whether another message may join: the batch is empty, or it is under its bounds and
+  // its last payload is small enough to be copied.
+  bool has_room() const;
+  // Adds a message (send_message's preconditions, asserted; has_room() asserted). Copies
+  // the previous message's payload into the buffer; `payload` itself must stay valid and
+  // unchanged until send() returned.
+  void add(std::uint8_t version, const Nv& nv, std::span<const std::byte> payload);
+  // Sends every message added, in order, and empties the batch (on failure too).
+  // Asserts it is not empty. Errors and the unknown prefix on failure: as send_message.
+  Result<void> send(Connection& connection, Deadline deadline);
+
+ private:
+  std::vector<std::byte> buffer_;  // every message but the last whole, then the last's head
+  std::span<const std::byte> last_payload_;
+  std::size_t count_ = 0;
+};
+
 // Receives one message. Suspends the fiber. Errors (context names the peer and the part):
 //   - the Connection's errors while reading any part;
 //   - the header errors of decode_header (with limits.nv_size_max);

@@ -15,6 +15,9 @@ static_assert(std::endian::native == std::endian::little,
               "nv items are kept in little-endian (wire) order; big-endian hosts need swaps");
 
 constexpr std::size_t kHeaderBytes = 6;
+// Elements an nv makes room for at its first: a request or reply (up to 8 fields) in one
+// allocation instead of four regrowths.
+constexpr std::size_t elements_reserved = 8;
 
 constexpr std::size_t roundup8(std::size_t n) {
   return (n + 7) & ~std::size_t{7};
@@ -130,6 +133,7 @@ void Nv::add_raw(NvType type, std::string_view name, std::span<const std::byte> 
   HAST_ASSERT_MSG(data.size() <= std::numeric_limits<std::uint32_t>::max(),
                   "nv element '{}' of {} bytes", name, data.size());
   HAST_ASSERT(validate_data(type, data, 0).has_value());
+  if (elements_.empty()) elements_.reserve(elements_reserved);
   elements_.push_back(Element{type, std::string(name), {data.begin(), data.end()}});
 }
 
@@ -286,6 +290,7 @@ std::vector<std::byte> Nv::encode() const {
 
 Result<Nv> Nv::decode(std::span<const std::byte> bytes) {
   Nv nv;
+  nv.elements_.reserve(elements_reserved);
   std::size_t at = 0;
   while (at < bytes.size()) {
     if (bytes[at] == std::byte{0}) break;  // trailing zero padding ends the list

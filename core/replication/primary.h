@@ -34,7 +34,9 @@
 #include "core/fiber/semaphore.h"
 #include "core/fiber/task_group.h"
 #include "core/io/frontend.h"
+#include "core/proto/frame.h"
 #include "core/proto/messages.h"
+#include "core/proto/transform.h"
 #include "core/replication/context.h"
 #include "core/replication/decision.h"
 #include "core/replication/local_component.h"
@@ -112,6 +114,7 @@ class Primary {
  private:
   struct RemoteOp;
   struct Link;
+  struct SentPiece;
   class RequestSlot;
   class BacklogEntry;
 
@@ -150,6 +153,8 @@ class Primary {
   Result<void> handshake(Link& link);
   void run_link(Link& link);
   void sender_loop(Link& link);
+  void add_piece(Link& link, std::uint64_t seq, proto::SendBatch& batch,
+                 std::vector<SentPiece>& pieces, std::vector<proto::EncodedPayload>& payloads);
   void receiver_loop(Link& link);
   void piece_replied(RemoteOp& op, std::uint64_t seq, const proto::Reply& reply,
                      proto::Message& message);

@@ -41,7 +41,8 @@ struct Primary::RemoteOp {
   RemoteOp& operator=(const RemoteOp&) = delete;
 
   proto::Request request;
-  // WRITE: what to send, sent in place (not copied): the client's buffer, or the bytes an
+  // WRITE: what to send, sent in place (copied only when batched behind another request,
+  // proto::SendBatch): the client's buffer, or the bytes an
   // async write keeps past its answer (write_range: the client's buffer handed over by the
   // frontend, else a copy).
   std::span<const std::byte> data;
@@ -176,6 +177,14 @@ class AwaitedReplies {
   };
   std::map<std::uint64_t, Entry> by_seq_;
   std::set<std::pair<Instant, std::uint64_t>> by_age_;  // the sent ones, oldest first
+};
+
+// A message the sender put in its batch: a request piece (seq 0: a keepalive or sync-done
+// message, which get no reply) and, for a WRITE piece, its op (marked `sending`).
+struct Primary::SentPiece {
+  std::uint64_t seq = 0;
+  proto::RequestCommand command = proto::RequestCommand::keepalive;
+  RemoteOp* op = nullptr;
 };
 
 // One connected pair of connections and the fibers serving it.

@@ -10,6 +10,10 @@
 namespace hast::replication {
 namespace {
 
+// A sender that has something to send lets the other runnable fibers (and those they wake)
+// run first, up to this many yields, so what they queue leaves in the same send.
+constexpr int batch_gather_rounds = 4;
+
 // Why the link is given up: the oldest request piece awaited got no final reply within
 // `timeout` of its send.
 Error reply_overdue(const AwaitedReplies& awaited, Instant now, Duration timeout) {
@@ -199,61 +203,89 @@ void Primary::run_link(Link& link) {
   HAST_ASSERT(!link.up);
 }
 
-// A WRITE's payload goes out from the op's own buffer (no copy unless compressed): the op
-// is marked `sending` meanwhile, so its owner keeps the buffer until the send returned,
-// even when the link goes down or the op is given up during the send (wait_remote).
-// Every request piece sent is awaited (Link::awaited) until its final reply; keepalives
-// and sync-done messages get no reply.
+// A WRITE's payload goes out from the op's own buffer (no copy unless compressed, or unless
+// it is batched behind another request: proto::SendBatch): the op is marked `sending`
+// meanwhile, so its owner keeps the buffer until the send returned, even when the link goes
+// down or the op is given up during the send (wait_remote). Every request piece sent is
+// awaited (Link::awaited) until its final reply; keepalives and sync-done messages get no
+// reply. Requests queued together leave in one send: once woken, the sender lets the other
+// runnable fibers queue theirs first, then takes whatever the queue holds (up to the
+// batch's bounds). The bytes on the wire are the same as one send per message.
 void Primary::sender_loop(Link& link) {
+  proto::SendBatch batch;
+  std::vector<SentPiece> pieces;
+  std::vector<proto::EncodedPayload> payloads;  // compressed ones own their bytes
   while (link.up) {
     auto seq = link.queue.pop(link.last_send + context_.timing.keepalive);
-    proto::Nv nv;
-    proto::EncodedPayload payload;
-    RemoteOp* sending = nullptr;
-    std::uint64_t request_seq = 0;  // the piece sent, when it is a request
-    auto command = proto::RequestCommand::keepalive;
     if (!seq) {
       if (seq.error().code() != Errc::timed_out) return link_down(link, seq.error());
-      nv = proto::Request{}.to_nv();  // KEEPALIVE: nothing was sent for a while
-    } else if (*seq == 0) {
-      proto::Request done;
-      done.sync_done = true;  // queued by sync_complete(), after every sync write
-      nv = done.to_nv();
+      batch.add(link.version, proto::Request{}.to_nv(), {});  // KEEPALIVE: nothing for a while
     } else {
-      auto found = link.pending.find(*seq);
-      if (found == link.pending.end()) continue;  // its request was cancelled
-      RemoteOp& op = *found->second;
-      proto::Request piece = op.request;  // one piece of a longer op, or all of it
-      piece.seq = *seq;
-      piece.offset += op.piece_at(*seq);
-      if (op.request.cmd == proto::RequestCommand::read ||
-          op.request.cmd == proto::RequestCommand::write) {
-        piece.length = op.piece_length(*seq);
+      context_.io.scheduler.yield_to_others(batch_gather_rounds);
+      if (!link.up) return;
+      add_piece(link, *seq, batch, pieces, payloads);
+      while (batch.has_room()) {
+        auto more = link.queue.try_pop();
+        if (!more) break;
+        add_piece(link, *more, batch, pieces, payloads);
       }
-      nv = piece.to_nv();
-      request_seq = *seq;
-      command = op.request.cmd;
-      if (op.request.cmd == proto::RequestCommand::write) {
-        auto data = op.data.subspan(op.piece_at(*seq), piece.length);
-        payload = proto::encode_payload_view(nv, data, context_.config.compression,
-                                             context_.config.checksum);
-        sending = &op;
-        op.sending = true;
-      }
+      if (batch.empty()) continue;  // every request taken was cancelled
     }
-    // Its reply may come before this fiber runs again: awaited from now on.
-    if (request_seq != 0) link.awaited.sending(request_seq, command);
-    auto sent = proto::send_message(*link.out, link.version, nv, payload.bytes,
-                                    context_.deadline(context_.timing.timeout));
-    if (sending != nullptr) {
+    // Their replies may come before this fiber runs again: awaited from now on.
+    for (const SentPiece& piece : pieces) {
+      if (piece.seq != 0) link.awaited.sending(piece.seq, piece.command);
+    }
+    auto sent = batch.send(*link.out, context_.deadline(context_.timing.timeout));
+    payloads.clear();
+    for (const SentPiece& piece : pieces) {
+      if (piece.op == nullptr) continue;
       // Still alive: its owner waits for this (a forced unwind at shutdown skips it).
-      sending->sending = false;
-      sending->changed.wake_all();
+      piece.op->sending = false;
+      piece.op->changed.wake_all();
     }
     if (!sent) return link_down(link, sent.error());
     link.last_send = context_.io.clock.now();
-    if (request_seq != 0) link.awaited.sent(request_seq, link.last_send);
+    for (const SentPiece& piece : pieces) {
+      if (piece.seq != 0) link.awaited.sent(piece.seq, link.last_send);
+    }
+    pieces.clear();
   }
+}
+
+// Adds queued `seq` to the batch: the sync-done message (0), or a piece of a pending request
+// (nothing when its request was cancelled). A WRITE piece's op is marked `sending`.
+void Primary::add_piece(Link& link, std::uint64_t seq, proto::SendBatch& batch,
+                        std::vector<SentPiece>& pieces,
+                        std::vector<proto::EncodedPayload>& payloads) {
+  if (seq == 0) {
+    proto::Request done;
+    done.sync_done = true;  // queued by sync_complete(), after every sync write
+    batch.add(link.version, done.to_nv(), {});
+    return;
+  }
+  auto found = link.pending.find(seq);
+  if (found == link.pending.end()) return;  // its request was cancelled
+  RemoteOp& op = *found->second;
+  proto::Request piece = op.request;  // one piece of a longer op, or all of it
+  piece.seq = seq;
+  piece.offset += op.piece_at(seq);
+  if (op.request.cmd == proto::RequestCommand::read ||
+      op.request.cmd == proto::RequestCommand::write) {
+    piece.length = op.piece_length(seq);
+  }
+  proto::Nv nv = piece.to_nv();
+  SentPiece sent{seq, op.request.cmd, nullptr};
+  std::span<const std::byte> bytes;
+  if (op.request.cmd == proto::RequestCommand::write) {
+    auto data = op.data.subspan(op.piece_at(seq), piece.length);
+    payloads.push_back(proto::encode_payload_view(nv, data, context_.config.compression,
+                                                  context_.config.checksum));
+    bytes = payloads.back().bytes;
+    sent.op = &op;
+    op.sending = true;
+  }
+  batch.add(link.version, nv, bytes);
+  pieces.push_back(sent);
 }
 
 // The oldest request piece sent and not finally answered sets the deadline (§6.6):

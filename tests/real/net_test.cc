@@ -483,7 +483,7 @@ TEST_CASE("RealNetwork: a long recv gathers pieces, and ends at the deadline or 
   FdLeakCheck leaks;
   Loop loop;
   loop.spawn("test", [&] {
-    constexpr std::size_t piece = 20 * 1024;  // 3 pieces: far over the 8 KiB read-ahead
+    constexpr std::size_t piece = 40 * 1024;  // 3 pieces: far over the 64 KiB read-ahead
     Pair pair = open_pair(loop, address("tcp://127.0.0.1"));
     auto data = pattern_bytes(3 * piece, 5);
     loop.spawn("pieces", [&] {

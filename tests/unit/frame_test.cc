@@ -162,6 +162,88 @@ TEST_CASE("Frame: send_message sends header+nv, then the payload; recv_message r
   CHECK(pipe.read_at == pipe.bytes.size());
 }
 
+TEST_CASE("Frame: a SendBatch sends the bytes of one send_message each, in one gathered send",
+          "[unit][proto]") {
+  using hast::proto::SendBatch;
+  std::vector<std::byte> small(100, std::byte{0x11});
+  std::vector<std::byte> big(SendBatch::copy_payload_bytes_max + 1, std::byte{0x22});
+  // What one send_message per message puts on the wire.
+  PipeConnection expected;
+  REQUIRE(hast::proto::send_message(expected, 2, sized_nv(100), small, std::nullopt));
+  REQUIRE(hast::proto::send_message(expected, 2, keepalive_nv(), {}, std::nullopt));
+  REQUIRE(hast::proto::send_message(expected, 1, sized_nv(100), small, std::nullopt));
+  REQUIRE(hast::proto::send_message(expected, 2, sized_nv(static_cast<std::uint32_t>(big.size())),
+                                    big, std::nullopt));
+
+  PipeConnection pipe;
+  SendBatch batch;
+  CHECK(batch.empty());
+  CHECK(batch.has_room());
+  batch.add(2, sized_nv(100), small);
+  batch.add(2, keepalive_nv(), {});
+  batch.add(1, sized_nv(100), small);
+  CHECK(batch.has_room());
+  batch.add(2, sized_nv(static_cast<std::uint32_t>(big.size())), big);
+  CHECK(batch.size() == 4);
+  CHECK_FALSE(batch.has_room());  // a payload too large to copy ends the batch
+  REQUIRE(batch.send(pipe, std::nullopt));
+  CHECK(pipe.gathers == 1);
+  REQUIRE(pipe.sends.size() == 2);
+  CHECK(pipe.sends[1] == big);  // the last payload goes in place, not copied
+  CHECK(pipe.bytes == expected.bytes);
+  CHECK(batch.empty());
+
+  // Emptied and reusable; a batch of one makes send_message's call exactly.
+  PipeConnection alone;
+  batch.add(2, sized_nv(100), small);
+  REQUIRE(batch.send(alone, std::nullopt));
+  CHECK(alone.gathers == 1);
+  CHECK(alone.sends ==
+        std::vector<std::vector<std::byte>>(expected.sends.begin(), expected.sends.begin() + 2));
+
+  // Every message is received as sent.
+  RecvLimits limits;
+  limits.payload_max = static_cast<std::uint32_t>(big.size());
+  limits.payload_discard_max = limits.payload_max;
+  auto one = hast::proto::recv_message(pipe, limits, std::nullopt);
+  REQUIRE(one);
+  CHECK(std::ranges::equal(one->payload, small));
+  auto two = hast::proto::recv_message(pipe, limits, std::nullopt);
+  REQUIRE(two);
+  CHECK(two->nv == keepalive_nv());
+  auto three = hast::proto::recv_message(pipe, limits, std::nullopt);
+  REQUIRE(three);
+  CHECK(three->version == 1);
+  auto four = hast::proto::recv_message(pipe, limits, std::nullopt);
+  REQUIRE(four);
+  CHECK(std::ranges::equal(four->payload, big));
+}
+
+TEST_CASE("Frame: a SendBatch stops taking messages at its bounds", "[unit][proto]") {
+  using hast::proto::SendBatch;
+  SendBatch batch;
+  std::size_t added = 0;
+  while (batch.has_room()) {
+    batch.add(2, keepalive_nv(), {});
+    added++;
+  }
+  CHECK(added == SendBatch::messages_max);
+  PipeConnection pipe;
+  REQUIRE(batch.send(pipe, std::nullopt));
+  CHECK(pipe.gathers == 1);
+
+  std::vector<std::byte> payload(SendBatch::copy_payload_bytes_max, std::byte{0x33});
+  added = 0;
+  while (batch.has_room()) {
+    batch.add(2, sized_nv(static_cast<std::uint32_t>(payload.size())), payload);
+    added++;
+  }
+  // Bytes copied stay under buffer_bytes_max (the last payload is not copied).
+  CHECK(added == SendBatch::buffer_bytes_max / SendBatch::copy_payload_bytes_max);
+  REQUIRE(batch.send(pipe, std::nullopt));
+  CHECK(pipe.sends.back().size() == payload.size());
+}
+
 TEST_CASE("Frame: an oversized payload within the discard bound is consumed and flagged",
           "[unit][proto]") {
   PipeConnection pipe;
