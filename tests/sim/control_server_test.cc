@@ -4,7 +4,6 @@
 // with FreeBSD's output, FreeBSD's answers to malformed requests without harm to the next
 // good one, deadlines on silent clients, the session bound, `role primary --force` on an
 // inconsistent component, FreeBSD's empty reply, and `stop`.
-#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -13,6 +12,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "core/assert.h"
 #include "core/config/config.h"
 #include "core/control/client.h"
 #include "core/control/format.h"
@@ -20,13 +20,12 @@
 #include "core/fiber/event.h"
 #include "core/meta/metadata.h"
 #include "core/proto/frame.h"
-#include "core/replication/local_component.h"
 #include "core/replication/node.h"
 #include "sim/node.h"
 #include "sim/sim_disk.h"
 #include "sim/sim_network.h"
 #include "sim/world.h"
-#include "tests/support/sim_fixtures.h"
+#include "tests/support/node_pair.h"
 
 using namespace std::chrono_literals;
 using hast::Errc;
@@ -42,8 +41,8 @@ using hast::sim::NodeId;
 
 namespace {
 
-constexpr NodeId kA = 0;
-constexpr NodeId kB = 1;
+constexpr NodeId kA = hast::test::kPairA;
+constexpr NodeId kB = hast::test::kPairB;
 hast::config::ConfiguredAddress control_address() {
   auto address = hast::parse_address(hast::config::default_control, 0);
   HAST_ASSERT(address.has_value());
@@ -53,39 +52,64 @@ hast::config::ConfiguredAddress control_address() {
 // What the test sees of one node's daemon.
 struct Daemon {
   ControlServer* server = nullptr;
-  hast::replication::HastNode* hast = nullptr;
-  bool stopped = false;       // the stop callback ran and the daemon shut down
-  bool create = true;         // run `hastctl create` at the next start
-  bool inconsistent = false;  // ...and mark the component inconsistent
+  bool inconsistent = false;  // mark the component inconsistent when it is created
 };
 
-// Two nodes running the daemon program; clients run as fibers on either node.
+// hastd's control socket beside the node: a ControlServer whose `stop` ends the program.
+class DaemonParts final : public hast::test::NodeParts {
+ public:
+  DaemonParts(NodeIo& io, Daemon& daemon, const ControlServerOptions& options)
+      : io_(io), daemon_(daemon), options_(options) {}
+
+  void started(hast::replication::HastNode& hast, const std::function<void()>& stop) override {
+    auto listener = io_.network.listen(hast.config().control.address);
+    HAST_ASSERT(listener.has_value());
+    server_.emplace(io_.scheduler, io_.log, hast, stop, options_);
+    HAST_ASSERT(server_->start(std::move(*listener)).has_value());
+    daemon_.server = &*server_;
+  }
+  void stopping() override {
+    daemon_.server = nullptr;
+    server_->stop();
+  }
+
+ private:
+  NodeIo& io_;
+  Daemon& daemon_;
+  ControlServerOptions options_;
+  std::optional<ControlServer> server_;
+};
+
+// Two nodes running the daemon program (`hastctl create` at the first start, then a
+// HastNode and its control socket until `stop`); clients run as fibers on either node.
 class ControlWorld {
  public:
   explicit ControlWorld(std::uint64_t seed, ControlServerOptions options = {})
-      : world_(seed, hast::sim::WorldOptions{"control_server_test", false,
-                                             std::getenv("HAST_ECHO") != nullptr}),
-        options_(options) {
-    auto parsed = hast::config::parse(hast::test::kPairConfig);
-    HAST_ASSERT(parsed.has_value());
-    config_ = std::move(*parsed);
-    hast::test::add_pair_nodes(world_, [this](NodeId id, NodeIo& io) { program(id, io); });
-  }
-  // The programs refer to this fixture: end them before its members go.
-  ~ControlWorld() { hast::test::kill_pair_nodes(world_); }
+      : options_(options),
+        pair_(seed, {.replay_command = "control_server_test"},
+              [this](NodeId id, NodeIo& io, hast::meta::Metadata* created) {
+                if (created != nullptr && daemons_[id].inconsistent) {
+                  created->inconsistent = true;
+                  auto block = hast::meta::encode_block(*created);
+                  HAST_ASSERT(io.disk.write(0, block, hast::Fua::yes).has_value());
+                }
+                return std::make_unique<DaemonParts>(io, daemons_[id], options_);
+              }) {}
 
-  hast::sim::World& world() { return world_; }
+  hast::sim::World& world() { return pair_.world(); }
   Daemon& daemon(NodeId id) { return daemons_[id]; }
+  // Whether node `id`'s daemon ran its `stop` and shut down.
+  bool stopped(NodeId id) const { return pair_.stopped(id); }
   // Starts the node and runs the world until its control socket answers.
   void start(NodeId id) {
-    world_.node(id).start();
-    REQUIRE(world_.run_until([&] { return daemons_[id].server != nullptr; }, world_.now() + 60s));
+    pair_.start(id);
+    REQUIRE(daemons_[id].server != nullptr);
   }
 
   // Runs `body` as a hastctl-like fiber on node `id` and the world until it returns.
   void client(NodeId id, const std::function<void(NodeIo&, ControlClient&)>& body) {
     bool done = false;
-    hast::sim::SimNode& node = world_.node(id);
+    hast::sim::SimNode& node = world().node(id);
     NodeIo& io = node.io();
     auto spawned = node.scheduler().spawn("hastctl", [&] {
       ControlClient control(io.network, io.clock, control_address(), 5s);
@@ -93,54 +117,14 @@ class ControlWorld {
       done = true;
     });
     REQUIRE(spawned.has_value());
-    REQUIRE(world_.run_until([&] { return done; }, world_.now() + 600s));
+    REQUIRE(world().run_until([&] { return done; }, world().now() + 600s));
   }
 
  private:
-  void create(NodeIo& io, Daemon& daemon) {
-    hast::replication::CreateOptions options{256 * 1024, 8, 0};
-    auto created = hast::replication::create_local(io.disk, "shared", options);
-    HAST_ASSERT(created.has_value());
-    if (daemon.inconsistent) {
-      created->inconsistent = true;
-      auto block = hast::meta::encode_block(*created);
-      HAST_ASSERT(io.disk.write(0, block, hast::Fua::yes).has_value());
-    }
-    daemon.create = false;
-  }
-
-  // hastd: create if asked, run the node and its control socket until `stop`.
-  void program(NodeId id, NodeIo& io) {
-    Daemon& daemon = daemons_[id];
-    if (daemon.create) create(io, daemon);
-    hast::config::NodeIdentity identity;
-    identity.hostname = std::string(hast::test::kPairNames[id]);
-    auto resolved = hast::config::resolve(config_, identity);
-    HAST_ASSERT(resolved.has_value());
-    hast::test::NoFrontends frontends;
-    hast::test::NoEvents events;
-    hast::replication::HastNode hast(io, std::move(*resolved), events, frontends, {});
-    HAST_ASSERT(hast.start().has_value());
-    auto listener = io.network.listen(hast.config().control.address);
-    HAST_ASSERT(listener.has_value());
-    hast::fiber::Event stop_requested(io.scheduler);
-    ControlServer server(
-        io.scheduler, io.log, hast, [&] { stop_requested.set(); }, options_);
-    HAST_ASSERT(server.start(std::move(*listener)).has_value());
-    daemon.server = &server;
-    daemon.hast = &hast;
-    ignore_error(stop_requested.wait(), "cancelled only when the node dies");
-    daemon.server = nullptr;
-    daemon.hast = nullptr;
-    server.stop();
-    hast.stop();
-    daemon.stopped = true;
-  }
-
-  hast::sim::World world_;
+  // Before pair_: the node programs refer to these until pair_ has killed them.
   ControlServerOptions options_;
-  hast::config::Config config_;
   Daemon daemons_[2];
+  hast::test::NodePair pair_;
 };
 
 std::vector<std::byte> bytes(std::initializer_list<int> values) {
@@ -253,7 +237,7 @@ TEST_CASE("Control server: roles, status, list and stop on a connected pair", "[
     CHECK(reply->error == 0);
     CHECK(hast::control::reply_exit_code(*reply) == 0);
   });
-  REQUIRE(cluster.world().run_until([&] { return cluster.daemon(kA).stopped; },
+  REQUIRE(cluster.world().run_until([&] { return cluster.stopped(kA); },
                                     cluster.world().now() + 60s));
   cluster.client(kA, [](NodeIo&, ControlClient& control) {
     auto reply = control.status({});

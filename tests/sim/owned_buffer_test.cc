@@ -12,58 +12,37 @@
 // A core that sent from the client's buffer without keeping it sends the overwritten
 // bytes; one that ignored the offer leaves the buffers with the frontend.
 #include <cstdint>
-#include <cstdlib>
-#include <functional>
 #include <map>
 #include <memory>
-#include <string>
 #include <utility>
 #include <vector>
 
 #include <catch2/catch.hpp>
 
 #include "core/assert.h"
-#include "core/config/config.h"
-#include "core/fiber/channel.h"
-#include "core/fiber/event.h"
 #include "core/io/byte_buffer.h"
 #include "core/io/frontend.h"
-#include "core/replication/local_component.h"
 #include "core/replication/node.h"
-#include "sim/node.h"
 #include "sim/sim_network.h"
 #include "sim/world.h"
+#include "tests/support/node_pair.h"
 #include "tests/support/queued_frontend.h"
-#include "tests/support/sim_fixtures.h"
 
 using namespace std::chrono_literals;
 using hast::BlockOp;
 using hast::BlockRequest;
 using hast::ByteBuffer;
-using hast::Instant;
 using hast::NodeIo;
-using hast::meta::Role;
-using hast::replication::HastNode;
 using hast::sim::NodeId;
 
 namespace {
 
-constexpr NodeId kA = 0;  // primary
-constexpr NodeId kB = 1;  // secondary
+constexpr NodeId kA = hast::test::kPairA;  // primary
+constexpr NodeId kB = hast::test::kPairB;  // secondary
 constexpr std::uint64_t kWriteBytes = 16 * 1024;
 constexpr std::uint64_t kWriteCount = 64;  // 1 MiB: four times the network's send buffer
 constexpr std::uint64_t kStride = 64 * 1024;
 constexpr std::byte kReused{0xee};  // what complete() writes over a buffer it still holds
-
-constexpr std::string_view kConfig =
-    "listen tcp://0.0.0.0\n"
-    "replication async\n"
-    "timeout 2\n"
-    "resource shared {\n"
-    "  local /dev/sim\n"
-    "  on hasta {\n    remote tcp://10.0.0.2\n  }\n"
-    "  on hastb {\n    remote tcp://10.0.0.1\n  }\n"
-    "}\n";
 
 std::byte pattern_byte(std::uint64_t id, std::uint64_t at) {
   return static_cast<std::byte>((id * 131 + at * 7 + at / 251) & 0xff);
@@ -93,32 +72,44 @@ void on_answer(Clients& clients, const BlockRequest& request, const hast::Result
   std::fill(buffer.begin(), buffer.end(), kReused);
 }
 
+// A node's frontends: the test's queue, answers to the clients.
+class ClientParts final : public hast::test::NodeParts {
+ public:
+  ClientParts(NodeIo& io, Clients& clients, hast::test::QueuedFrontend*& open)
+      : frontends_(
+            io.scheduler, 2 * kWriteCount,
+            [&clients](const BlockRequest& request, hast::Result<void> result) {
+              on_answer(clients, request, result);
+            },
+            open) {}
+  hast::replication::FrontendFactory& frontends() override { return frontends_; }
+
+ private:
+  hast::test::QueuedFrontends frontends_;
+};
+
 // hasta primary, hastb secondary in async; the test writes through hasta's frontend.
-// Set-up steps assert with HAST_ASSERT (a crash, never a Catch failure).
 class Pair {
  public:
   Pair(std::uint64_t seed, bool offer)
-      : world_(seed, {.replay_command = "owned_buffer_test",
-                      .echo_logs = std::getenv("HAST_ECHO") != nullptr}),
-        clients_(offer) {
-    hast::test::add_pair_nodes(world_, [this](NodeId id, NodeIo& io) { program(id, io); });
-  }
-  ~Pair() { hast::test::kill_pair_nodes(world_); }
+      : clients_(offer),
+        pair_(seed,
+              {.replay_command = "owned_buffer_test",
+               .config = hast::test::pair_config("async"),
+               .timing = {.timeout = 2s, .keepalive = 500ms, .reconnect = 200ms}},
+              [this](NodeId, NodeIo& io, hast::meta::Metadata* created) {
+                HAST_ASSERT(created != nullptr);
+                local_offset_ = created->local_offset_bytes;
+                return std::make_unique<ClientParts>(io, clients_, frontend_);
+              }) {}
 
-  hast::sim::World& world() { return world_; }
+  hast::sim::World& world() { return pair_.world(); }
   const Clients& clients() const { return clients_; }
 
   // Both nodes up, roles set, the pair complete.
   void start() {
-    for (NodeId id : {kB, kA}) {
-      world_.node(id).start();
-      HAST_ASSERT(world_.run_until([&] { return hast_[id] != nullptr; }, world_.now() + 10s));
-    }
-    for (auto [id, role] : {std::pair{kB, Role::secondary}, std::pair{kA, Role::primary}}) {
-      on(id, [role](HastNode& hast) { HAST_ASSERT(hast.set_role("shared", role).has_value()); });
-    }
-    HAST_ASSERT(world_.run_until([&] { return settled() && frontend_ != nullptr; },
-                                 world_.now() + 30s));
+    pair_.start_secondary_then_primary();
+    REQUIRE(pair_.run_until([&] { return settled() && frontend_ != nullptr; }, 30s));
   }
 
   // Queues write `id` (kWriteBytes of its pattern at id * kStride) now.
@@ -135,20 +126,20 @@ class Pair {
 
   // Both nodes complete, nothing dirty, no sync running.
   bool settled() {
-    auto a = hast_[kA]->status("shared");
-    auto b = hast_[kB]->status("shared");
+    auto a = pair_.node(kA)->status("shared");
+    auto b = pair_.node(kB)->status("shared");
     return a && b && a->status == "complete" && b->status == "complete" && !a->sync.running &&
            a->dirty_bytes == 0 && a->async_backlog == 0;
   }
 
   // Remote legs the primary dropped (a full backlog): the resync sent those instead.
-  std::uint64_t dropped() { return hast_[kA]->status("shared")->primary.async_dropped; }
+  std::uint64_t dropped() { return pair_.node(kA)->status("shared")->primary.async_dropped; }
 
   // The first write whose bytes on `node`'s disk are not its pattern; 0 when none.
   std::uint64_t first_wrong(NodeId node) {
     std::vector<std::byte> bytes(kWriteBytes);
     for (std::uint64_t id = 1; id <= kWriteCount; id++) {
-      world_.node(node).disk().peek_current(local_offset_ + id * kStride, bytes);
+      world().node(node).disk().peek_current(local_offset_ + id * kStride, bytes);
       for (std::uint64_t at = 0; at < kWriteBytes; at++) {
         if (bytes[at] != pattern_byte(id, at)) return id;
       }
@@ -157,48 +148,11 @@ class Pair {
   }
 
  private:
-  void on(NodeId id, const std::function<void(HastNode&)>& body) {
-    bool done = false;
-    HastNode& hast = *hast_[id];
-    HAST_ASSERT(world_.node(id).scheduler().spawn("test", [&] {
-      body(hast);
-      done = true;
-    }));
-    HAST_ASSERT(world_.run_until([&] { return done; }, world_.now() + 60s));
-  }
-
-  void program(NodeId id, NodeIo& io) {
-    hast::replication::CreateOptions options{256 * 1024, 8, 0};
-    auto created = hast::replication::create_local(io.disk, "shared", options);
-    HAST_ASSERT(created.has_value());
-    local_offset_ = created->local_offset_bytes;
-    hast::test::NoEvents events;
-    hast::test::QueuedFrontends frontends(
-        io.scheduler, 2 * kWriteCount,
-        [this](const BlockRequest& request, hast::Result<void> result) {
-          on_answer(clients_, request, result);
-        },
-        frontend_);
-    auto parsed = hast::config::parse(kConfig);
-    HAST_ASSERT(parsed.has_value());
-    hast::config::NodeIdentity identity;
-    identity.hostname = std::string(hast::test::kPairNames[id]);
-    auto resolved = hast::config::resolve(*parsed, identity);
-    HAST_ASSERT(resolved.has_value());
-    hast::replication::Timing timing{.timeout = 2s, .keepalive = 500ms, .reconnect = 200ms};
-    HastNode hast(io, std::move(*resolved), events, frontends, timing);
-    HAST_ASSERT(hast.start().has_value());
-    hast_[id] = &hast;
-    hast::fiber::Event forever(io.scheduler);
-    ignore_error(forever.wait(), "cancelled only when the node dies");
-    hast.stop();
-  }
-
-  hast::sim::World world_;
+  // Before pair_: the node programs refer to these until pair_ has killed them.
   Clients clients_;
-  HastNode* hast_[2] = {nullptr, nullptr};
   hast::test::QueuedFrontend* frontend_ = nullptr;
   std::uint64_t local_offset_ = 0;
+  hast::test::NodePair pair_;
 };
 
 // Writes kWriteCount buffers at once while the link to the secondary is clogged, then

@@ -2,22 +2,19 @@
 // reaches its resources only through their executors (role changes, status, the admitted
 // connections, reload, stop), and an executor that cannot be made fails the reload with
 // nothing changed.
-#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
-#include "core/config/config.h"
-#include "core/fiber/event.h"
-#include "core/replication/local_component.h"
+#include "core/assert.h"
 #include "core/replication/node.h"
-#include "sim/node.h"
-#include "sim/sim_disk.h"
+#include "core/replication/resource_host.h"
 #include "sim/world.h"
-#include "tests/support/sim_fixtures.h"
+#include "tests/support/node_pair.h"
 
 using namespace std::chrono_literals;
 using hast::Errc;
@@ -29,32 +26,15 @@ using hast::sim::NodeId;
 
 namespace {
 
-constexpr NodeId kA = 0;
-constexpr NodeId kB = 1;
-// The pair's hast.conf, with a second resource `extra` when `with_extra`.
-std::string config_text(bool with_extra) {
-  std::string text(hast::test::kPairConfig);
-  if (with_extra) {
-    text +=
-        "resource extra {\n"
-        "  local /dev/extra\n"
-        "  on hasta {\n    remote tcp://10.0.0.2\n  }\n"
-        "  on hastb {\n    remote tcp://10.0.0.1\n  }\n"
-        "}\n";
-  }
-  return text;
-}
-
-// Every resource on the node's one disk.
-class OneDisk final : public hast::replication::DiskProvider {
- public:
-  explicit OneDisk(hast::Disk& disk) : disk_(disk) {}
-  hast::Result<hast::Disk*> open(const hast::config::ResourceConfig&) override { return &disk_; }
-  void close(const hast::config::ResourceConfig&) override {}
-
- private:
-  hast::Disk& disk_;
-};
+constexpr NodeId kA = hast::test::kPairA;
+constexpr NodeId kB = hast::test::kPairB;
+// The second resource a reload adds.
+constexpr std::string_view kExtra =
+    "resource extra {\n"
+    "  local /dev/extra\n"
+    "  on hasta {\n    remote tcp://10.0.0.2\n  }\n"
+    "  on hastb {\n    remote tcp://10.0.0.1\n  }\n"
+    "}\n";
 
 // What a CountingHost's executors saw, per node.
 struct Counts {
@@ -113,86 +93,50 @@ class CountingHost final : public hast::replication::ResourceHost {
   Counts& counts_;
 };
 
+// A node's executors: InlineHost's on the node's one disk, counted.
+class CountingParts final : public hast::test::NodeParts {
+ public:
+  CountingParts(NodeIo& io, Counts& counts)
+      : disks_(io.disk), inline_host_(io, no_frontends_, disks_), counting_(inline_host_, counts) {}
+  hast::replication::ResourceHost* host() override { return &counting_; }
+
+ private:
+  hast::test::NoFrontends no_frontends_;
+  hast::test::OneDiskProvider disks_;
+  hast::replication::InlineHost inline_host_;
+  CountingHost counting_;
+};
+
 // Two nodes, each running a HastNode on a CountingHost; the test drives them.
 class HostWorld {
  public:
-  explicit HostWorld(std::uint64_t seed) : world_(seed, {"resource_host_test"}) {
-    hast::test::add_pair_nodes(world_, [this](NodeId id, NodeIo& io) { program(id, io); });
-  }
-  ~HostWorld() { hast::test::kill_pair_nodes(world_); }
+  explicit HostWorld(std::uint64_t seed)
+      : pair_(seed, {.replay_command = "resource_host_test"},
+              [this](NodeId id, NodeIo& io, hast::meta::Metadata*) {
+                return std::make_unique<CountingParts>(io, counts_[id]);
+              }) {}
 
-  hast::sim::World& world() { return world_; }
+  hast::sim::World& world() { return pair_.world(); }
   Counts& counts(NodeId id) { return counts_[id]; }
-  HastNode* node(NodeId id) { return hast_[id]; }
-
-  void start(NodeId id) {
-    world_.node(id).start();
-    REQUIRE(world_.run_until([&] { return hast_[id] != nullptr; }, world_.now() + 10s));
-  }
-
-  // Runs `body` in a fiber of node `id` and the world until it returns.
-  void on(NodeId id, const std::function<void(HastNode&)>& body) {
-    bool done = false;
-    HastNode& hast = *hast_[id];
-    REQUIRE(world_.node(id).scheduler().spawn("test", [&] {
-      body(hast);
-      done = true;
-    }));
-    REQUIRE(world_.run_until([&] { return done; }, world_.now() + 600s));
-  }
-
-  hast::Result<Role> set_role(NodeId id, Role role) {
-    std::optional<hast::Result<Role>> result;
-    on(id, [&](HastNode& hast) { result.emplace(hast.set_role("shared", role)); });
-    return *result;
-  }
+  HastNode* node(NodeId id) { return pair_.node(id); }
+  void start(NodeId id) { pair_.start(id); }
+  void on(NodeId id, const std::function<void(HastNode&)>& body) { pair_.on(id, body); }
+  hast::Result<Role> set_role(NodeId id, Role role) { return pair_.set_role(id, role); }
+  void stop(NodeId id) { pair_.stop(id); }
 
   bool complete(NodeId id) {
-    auto status = hast_[id]->status("shared");
+    auto status = pair_.node(id)->status("shared");
     return status && status->status == "complete" && status->dirty_bytes == 0;
   }
 
-  // Ends node `id`'s program the way hastd stops (HastNode::stop).
-  void stop(NodeId id) {
-    on(id, [&](HastNode&) { stopping_[id]->set(); });
-    REQUIRE(world_.run_until([&] { return hast_[id] == nullptr; }, world_.now() + 60s));
-  }
-
   static hast::config::NodeConfig resolve(NodeId id, bool with_extra) {
-    auto parsed = hast::config::parse(config_text(with_extra));
-    HAST_ASSERT(parsed.has_value());
-    hast::config::NodeIdentity identity;
-    identity.hostname = std::string(hast::test::kPairNames[id]);
-    auto resolved = hast::config::resolve(*parsed, identity);
-    HAST_ASSERT(resolved.has_value());
-    return std::move(*resolved);
+    std::string_view extra = with_extra ? kExtra : "";
+    return hast::test::resolve_pair_config(id, hast::test::pair_config({}, extra));
   }
 
  private:
-  void program(NodeId id, NodeIo& io) {
-    hast::replication::CreateOptions options{256 * 1024, 8, 0};
-    HAST_ASSERT(hast::replication::create_local(io.disk, "shared", options).has_value());
-    hast::test::NoFrontends frontends;
-    hast::test::NoEvents events;
-    std::unique_ptr<HastNode> hast;
-    OneDisk disks(io.disk);
-    hast::replication::InlineHost inline_host(io, frontends, disks);
-    CountingHost counting(inline_host, counts_[id]);
-    hast = std::make_unique<HastNode>(io, resolve(id, false), events, counting,
-                                      hast::replication::Timing{});
-    HAST_ASSERT(hast->start().has_value());
-    hast::fiber::Event stopping(io.scheduler);
-    stopping_[id] = &stopping;
-    hast_[id] = hast.get();
-    ignore_error(stopping.wait(), "cancelled only when the node dies");
-    hast->stop();
-    hast_[id] = nullptr;
-  }
-
-  hast::sim::World world_;
-  Counts counts_[2];
-  HastNode* hast_[2] = {nullptr, nullptr};
-  hast::fiber::Event* stopping_[2] = {nullptr, nullptr};
+  Counts counts_[2];  // before pair_: the node programs refer to it until pair_ has killed them
+  hast::test::NodePair pair_;
 };
 
 // B secondary, A primary, until both are complete; returns the world's trace hash.

@@ -17,32 +17,24 @@
 // (Primary::receiver_loop, AwaitedReplies), so replies to the others do not extend it. A
 // primary that re-armed one deadline at every reply (as FreeBSD's hastd does) left W2
 // waiting as long as the others flowed, about 20 s, bounded only by the 256-request pools.
-// Set-up steps assert with HAST_ASSERT (a crash, never a Catch failure).
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
-#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
 #include "core/assert.h"
-#include "core/config/config.h"
-#include "core/fiber/channel.h"
 #include "core/fiber/event.h"
 #include "core/io/frontend.h"
-#include "core/replication/local_component.h"
 #include "core/replication/node.h"
-#include "sim/node.h"
 #include "sim/world.h"
+#include "tests/support/node_pair.h"
 #include "tests/support/queued_frontend.h"
-#include "tests/support/sim_fixtures.h"
 
 using namespace std::chrono_literals;
 using hast::BlockOp;
@@ -50,28 +42,16 @@ using hast::BlockRequest;
 using hast::Duration;
 using hast::Instant;
 using hast::NodeIo;
-using hast::meta::Role;
-using hast::replication::HastNode;
 using hast::replication::Mutation;
 using hast::sim::NodeId;
 
 namespace {
 
-constexpr NodeId kA = 0;  // primary
-constexpr NodeId kB = 1;  // secondary, whose disk withholds one write
+constexpr NodeId kA = hast::test::kPairA;  // primary
+constexpr NodeId kB = hast::test::kPairB;  // secondary, whose disk withholds one write
 constexpr Duration kTimeout = 2s;
 constexpr std::uint64_t kTrapOffset = 1 << 20;  // data-area offset of the withheld write
 constexpr std::uint64_t kWriteBytes = 4096;
-
-constexpr std::string_view kConfig =
-    "listen tcp://0.0.0.0\n"
-    "replication memsync\n"
-    "timeout 2\n"
-    "resource shared {\n"
-    "  local /dev/sim\n"
-    "  on hasta {\n    remote tcp://10.0.0.2\n  }\n"
-    "  on hastb {\n    remote tcp://10.0.0.1\n  }\n"
-    "}\n";
 
 // The secondary's disk: once armed, the first write overlapping the trap never completes
 // (until the node dies); every other operation passes through.
@@ -107,41 +87,57 @@ class WithholdingDisk final : public hast::Disk {
   std::uint64_t trap_;
 };
 
-class Disks final : public hast::replication::DiskProvider {
+using Answers = std::map<std::uint64_t, Instant>;  // by request id, when answered
+
+// A node's disk (withholding once armed) and frontends (the test's queue).
+class TrapParts final : public hast::test::NodeParts {
  public:
-  explicit Disks(hast::Disk& disk) : disk_(disk) {}
-  hast::Result<hast::Disk*> open(const hast::config::ResourceConfig&) override { return &disk_; }
-  void close(const hast::config::ResourceConfig&) override {}
+  TrapParts(NodeIo& io, std::uint64_t trap, hast::sim::World& world, Answers& answered,
+            hast::test::QueuedFrontend*& open)
+      : disk_(io.disk, io.scheduler, trap),
+        disks_(disk_),
+        frontends_(
+            io.scheduler, 64,
+            [&world, &answered](const BlockRequest& request, hast::Result<void>) {
+              answered[request.id] = world.now();
+            },
+            open) {}
+  hast::replication::FrontendFactory& frontends() override { return frontends_; }
+  hast::replication::DiskProvider* disks() override { return &disks_; }
+  WithholdingDisk& disk() { return disk_; }
 
  private:
-  hast::Disk& disk_;
+  WithholdingDisk disk_;
+  hast::test::OneDiskProvider disks_;
+  hast::test::QueuedFrontends frontends_;
 };
 
 // hasta primary, hastb secondary in memsync; the test writes through hasta's frontend.
+// Set-up steps fail with REQUIRE (NodePair).
 class Pair {
  public:
-  Pair(std::uint64_t seed, hast::replication::Mutation mutation)
-      : world_(seed, {.replay_command = "withheld_reply_test",
-                      .echo_logs = std::getenv("HAST_ECHO") != nullptr}),
-        mutation_(mutation) {
-    hast::test::add_pair_nodes(world_, [this](NodeId id, NodeIo& io) { program(id, io); });
-  }
-  ~Pair() { hast::test::kill_pair_nodes(world_); }
+  Pair(std::uint64_t seed, Mutation mutation)
+      : pair_(seed,
+              {.replay_command = "withheld_reply_test",
+               .config = hast::test::pair_config("memsync"),
+               .timing = {.timeout = kTimeout, .keepalive = 500ms, .reconnect = 200ms},
+               .mutation = mutation},
+              [this](NodeId id, NodeIo& io, hast::meta::Metadata* created) {
+                HAST_ASSERT(created != nullptr);
+                auto parts = std::make_unique<TrapParts>(
+                    io, created->local_offset_bytes + kTrapOffset, pair_.world(), answered_,
+                    frontend_);
+                if (id == kB) trap_ = &parts->disk();
+                return parts;
+              }) {}
 
-  hast::sim::World& world() { return world_; }
+  hast::sim::World& world() { return pair_.world(); }
   WithholdingDisk& trap() { return *trap_; }
 
-  // Both nodes up, roles set, the pair complete; HAST_ASSERT on failure.
+  // Both nodes up, roles set, the pair complete.
   void start() {
-    for (NodeId id : {kB, kA}) {
-      world_.node(id).start();
-      HAST_ASSERT(world_.run_until([&] { return hast_[id] != nullptr; }, world_.now() + 10s));
-    }
-    for (auto [id, role] : {std::pair{kB, Role::secondary}, std::pair{kA, Role::primary}}) {
-      on(id, [role](HastNode& hast) { HAST_ASSERT(hast.set_role("shared", role).has_value()); });
-    }
-    HAST_ASSERT(world_.run_until([&] { return complete() && frontend_ != nullptr; },
-                                 world_.now() + 30s));
+    pair_.start_secondary_then_primary();
+    REQUIRE(pair_.run_until([&] { return complete() && frontend_ != nullptr; }, 30s));
   }
 
   // Queues a client write of kWriteBytes at `offset` now; returns its id.
@@ -150,7 +146,7 @@ class Pair {
     buffers_[id].assign(kWriteBytes, std::byte{static_cast<unsigned char>(id)});
     BlockRequest request{id, BlockOp::write, offset, kWriteBytes, hast::Fua::no, buffers_[id]};
     HAST_ASSERT(frontend_ != nullptr && frontend_->offer(request));
-    issued_[id] = world_.now();
+    issued_[id] = world().now();
     return id;
   }
   // How long write `id`'s client waited; nullopt while it waits.
@@ -162,58 +158,19 @@ class Pair {
 
  private:
   bool complete() {
-    auto a = hast_[kA]->status("shared");
-    auto b = hast_[kB]->status("shared");
+    auto a = pair_.node(kA)->status("shared");
+    auto b = pair_.node(kB)->status("shared");
     return a && b && a->status == "complete" && b->status == "complete" && !a->sync.running;
   }
-  void on(NodeId id, const std::function<void(HastNode&)>& body) {
-    bool done = false;
-    HastNode& hast = *hast_[id];
-    HAST_ASSERT(world_.node(id).scheduler().spawn("test", [&] {
-      body(hast);
-      done = true;
-    }));
-    HAST_ASSERT(world_.run_until([&] { return done; }, world_.now() + 60s));
-  }
 
-  void program(NodeId id, NodeIo& io) {
-    hast::replication::CreateOptions options{256 * 1024, 8, 0};
-    auto created = hast::replication::create_local(io.disk, "shared", options);
-    HAST_ASSERT(created.has_value());
-    WithholdingDisk disk(io.disk, io.scheduler, created->local_offset_bytes + kTrapOffset);
-    if (id == kB) trap_ = &disk;
-    Disks disks(disk);
-    hast::test::NoEvents events;
-    hast::test::QueuedFrontends frontends(
-        io.scheduler, 64,
-        [this](const BlockRequest& request, hast::Result<void>) {
-          answered_[request.id] = world_.now();
-        },
-        frontend_);
-    auto parsed = hast::config::parse(kConfig);
-    HAST_ASSERT(parsed.has_value());
-    hast::config::NodeIdentity identity;
-    identity.hostname = std::string(hast::test::kPairNames[id]);
-    auto resolved = hast::config::resolve(*parsed, identity);
-    HAST_ASSERT(resolved.has_value());
-    hast::replication::Timing timing{.timeout = kTimeout, .keepalive = 500ms, .reconnect = 200ms};
-    HastNode hast(io, std::move(*resolved), events, frontends, timing, mutation_, &disks);
-    HAST_ASSERT(hast.start().has_value());
-    hast_[id] = &hast;
-    hast::fiber::Event forever(io.scheduler);
-    ignore_error(forever.wait(), "cancelled only when the node dies");
-    hast.stop();
-  }
-
-  hast::sim::World world_;
-  hast::replication::Mutation mutation_;
-  HastNode* hast_[2] = {nullptr, nullptr};
+  // Before pair_: the node programs refer to these until pair_ has killed them.
   WithholdingDisk* trap_ = nullptr;
   hast::test::QueuedFrontend* frontend_ = nullptr;
-  std::map<std::uint64_t, Instant> answered_;
-  std::map<std::uint64_t, Instant> issued_;
+  Answers answered_;
+  Answers issued_;
   std::map<std::uint64_t, std::vector<std::byte>> buffers_;
   std::uint64_t next_id_ = 1;
+  hast::test::NodePair pair_;
 };
 
 // Arms the trap, writes W over it and, 100 ms later, W2 over the same sectors; with
