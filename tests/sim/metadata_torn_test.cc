@@ -26,6 +26,7 @@
 #include "sim/node.h"
 #include "sim/sim_disk.h"
 #include "sim/world.h"
+#include "tests/support/forwarding_disk.h"
 #include "tests/support/sim_fixtures.h"
 
 using hast::NodeIo;
@@ -42,18 +43,15 @@ constexpr std::uint64_t kDiskBytes = 8 << 20;
 // A disk in front of the node's SimDisk. The `catch_at`-th write into the metadata area
 // from now goes to the device's volatile cache and never completes: the power loss that
 // follows decides what lands of it.
-class InFlightMetadataDisk final : public hast::Disk {
+class InFlightMetadataDisk final : public hast::test::ForwardingDisk {
  public:
   // `caught` receives the offset of the write it holds.
   InFlightMetadataDisk(hast::Disk& inner, hast::fiber::Scheduler& scheduler,
                        std::optional<std::uint64_t>& caught)
-      : inner_(inner), never_(scheduler), caught_(caught) {}
+      : ForwardingDisk(inner), never_(scheduler), caught_(caught) {}
 
   int catch_at = 0;  // 0: none
 
-  hast::Result<void> read(std::uint64_t offset, std::span<std::byte> buffer) override {
-    return inner_.read(offset, buffer);
-  }
   hast::Result<void> write(std::uint64_t offset, std::span<const std::byte> data,
                            hast::Fua fua) override {
     if (offset >= hast::meta::metadata_size || catch_at == 0 || --catch_at > 0) {
@@ -63,15 +61,8 @@ class InFlightMetadataDisk final : public hast::Disk {
     caught_ = offset;
     return never_.wait();  // fails only when the node dies
   }
-  hast::Result<void> flush() override { return inner_.flush(); }
-  hast::Result<void> discard(std::uint64_t offset, std::uint64_t length) override {
-    return inner_.discard(offset, length);
-  }
-  std::uint64_t size() const override { return inner_.size(); }
-  hast::DiskProperties properties() const override { return inner_.properties(); }
 
  private:
-  hast::Disk& inner_;
   hast::fiber::Event never_;
   std::optional<std::uint64_t>& caught_;
 };

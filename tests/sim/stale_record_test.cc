@@ -15,6 +15,7 @@
 #include "sim/node.h"
 #include "sim/sim_disk.h"
 #include "sim/world.h"
+#include "tests/support/forwarding_disk.h"
 #include "tests/support/sim_fixtures.h"
 
 using hast::NodeIo;
@@ -30,17 +31,14 @@ constexpr ExtentIndex kExtent{2};
 
 // A disk in front of the node's SimDisk whose metadata writes (offset 0) can be held at a
 // gate, or made to land whole and then report EIO, as a failing device may.
-class MetadataFaultDisk final : public hast::Disk {
+class MetadataFaultDisk final : public hast::test::ForwardingDisk {
  public:
-  explicit MetadataFaultDisk(hast::Disk& inner) : inner_(inner) {}
+  explicit MetadataFaultDisk(hast::Disk& inner) : ForwardingDisk(inner) {}
 
   bool land_then_fail_next = false;         // the next metadata write lands, then EIO
   hast::fiber::Event* gate = nullptr;       // when set, metadata writes wait for it
   bool held = false;                        // a metadata write is waiting at the gate
 
-  hast::Result<void> read(std::uint64_t offset, std::span<std::byte> buffer) override {
-    return inner_.read(offset, buffer);
-  }
   hast::Result<void> write(std::uint64_t offset, std::span<const std::byte> data,
                            hast::Fua fua) override {
     if (offset < hast::meta::metadata_size && gate != nullptr) {  // either copy's write
@@ -54,15 +52,7 @@ class MetadataFaultDisk final : public hast::Disk {
     land_then_fail_next = false;
     return hast::fail(hast::Errc::io, "injected: the metadata write landed, then EIO");
   }
-  hast::Result<void> flush() override { return inner_.flush(); }
-  hast::Result<void> discard(std::uint64_t offset, std::uint64_t length) override {
-    return inner_.discard(offset, length);
-  }
-  std::uint64_t size() const override { return inner_.size(); }
-  hast::DiskProperties properties() const override { return inner_.properties(); }
 
- private:
-  hast::Disk& inner_;
 };
 
 // One node on one SimDisk of kDiskBytes (tests/support/sim_fixtures.h), world seed 5.

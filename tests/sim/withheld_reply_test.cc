@@ -33,6 +33,7 @@
 #include "core/io/frontend.h"
 #include "core/replication/node.h"
 #include "sim/world.h"
+#include "tests/support/forwarding_disk.h"
 #include "tests/support/node_pair.h"
 #include "tests/support/queued_frontend.h"
 
@@ -55,14 +56,11 @@ constexpr std::uint64_t kWriteBytes = 4096;
 
 // The secondary's disk: once armed, the first write overlapping the trap never completes
 // (until the node dies); every other operation passes through.
-class WithholdingDisk final : public hast::Disk {
+class WithholdingDisk final : public hast::test::ForwardingDisk {
  public:
   WithholdingDisk(hast::Disk& inner, hast::fiber::Scheduler& scheduler, std::uint64_t trap)
-      : inner_(inner), never_(scheduler), trap_(trap) {}
+      : ForwardingDisk(inner), never_(scheduler), trap_(trap) {}
 
-  hast::Result<void> read(std::uint64_t offset, std::span<std::byte> buffer) override {
-    return inner_.read(offset, buffer);
-  }
   hast::Result<void> write(std::uint64_t offset, std::span<const std::byte> data,
                            hast::Fua fua) override {
     if (armed && !withheld && offset < trap_ + kWriteBytes && trap_ < offset + data.size()) {
@@ -71,18 +69,11 @@ class WithholdingDisk final : public hast::Disk {
     }
     return inner_.write(offset, data, fua);
   }
-  hast::Result<void> flush() override { return inner_.flush(); }
-  hast::Result<void> discard(std::uint64_t offset, std::uint64_t length) override {
-    return inner_.discard(offset, length);
-  }
-  std::uint64_t size() const override { return inner_.size(); }
-  hast::DiskProperties properties() const override { return inner_.properties(); }
 
   bool armed = false;
   bool withheld = false;  // the trapped write arrived and hangs
 
  private:
-  hast::Disk& inner_;
   hast::fiber::Event never_;
   std::uint64_t trap_;
 };
