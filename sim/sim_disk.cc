@@ -437,27 +437,62 @@ std::vector<SimDisk::InFlightWrite> SimDisk::in_flight_writes() const {
   return writes;
 }
 
-void SimDisk::settle_in_flight(std::uint64_t owner) {
+void SimDisk::settle_in_flight(std::uint64_t owner, DeathKind kind) {
   HAST_ASSERT(owner > 0 && owner < next_owner_);
   for (auto it = in_flight_.begin(); it != in_flight_.end();) {
     if (it->second.owner != owner) {
       ++it;
       continue;
     }
-    const InFlight& op = it->second;
-    // The OS had the request: it reaches the device or not, drawn per write.
-    if (chance(random_, 0.5)) {
-      trace("disk.settle.apply", op.offset, op.length);
-      stats_.in_flight_applied++;
-      if (!op.discard) store(op, op.bytes(), nullptr);
-      if (op.discard && options_.discard_zeroes) store(op, {}, nullptr);
+    if (kind == DeathKind::power_loss) {
+      settle_power_cut(it->second);
     } else {
-      record(SimDiskFaultKind::in_flight_dropped, op.offset, op.length);
+      settle_killed(it->second);
     }
     it = in_flight_.erase(it);
   }
   HAST_ASSERT(std::none_of(in_flight_.begin(), in_flight_.end(),
                            [owner](const auto& entry) { return entry.second.owner == owner; }));
+}
+
+// A process kill: the OS had the request, it reaches the device whole or not at all.
+void SimDisk::settle_killed(const InFlight& op) {
+  if (chance(random_, 0.5)) {
+    trace("disk.settle.apply", op.offset, op.length);
+    stats_.in_flight_applied++;
+    if (!op.discard) store(op, op.bytes(), nullptr);
+    if (op.discard && options_.discard_zeroes) store(op, {}, nullptr);
+  } else {
+    record(SimDiskFaultKind::in_flight_dropped, op.offset, op.length);
+  }
+}
+
+// A power cut mid-transfer: dropped, whole or torn (each sector old or new), a third of
+// the time each. What landed is on the medium, so it is stored durable (as FUA), which
+// also keeps an older cached write from landing over it in the power loss that follows.
+void SimDisk::settle_power_cut(const InFlight& op) {
+  const std::uint64_t fate = uniform(random_, 0, 2);
+  SectorMask mask(sector_count(op.length), fate == 1);
+  if (fate == 2) {
+    for (std::size_t i = 0; i < mask.size(); i++)
+      mask[i] = chance(random_, 0.5);
+  }
+  const auto landed = static_cast<std::uint64_t>(std::count(mask.begin(), mask.end(), true));
+  trace("disk.settle.power_cut", op.offset, landed);
+  if (landed == 0) {
+    record(SimDiskFaultKind::in_flight_dropped, op.offset, op.length);
+    return;
+  }
+  if (landed == mask.size()) {
+    stats_.in_flight_applied++;
+  } else {
+    stats_.in_flight_torn++;
+    record(SimDiskFaultKind::power_loss_torn, op.offset, op.length, landed);
+  }
+  if (op.discard && !options_.discard_zeroes) return;  // the sectors keep their bytes
+  InFlight durable{op.owner, op.discard, op.offset, op.length, {}, op.bytes(), Fua::yes};
+  store(durable, op.discard ? std::span<const std::byte>() : op.bytes(), &mask);
+  HAST_ASSERT(landed <= sector_count(op.length));
 }
 
 // ---- SimDisk: power loss and crash states ----
@@ -692,7 +727,7 @@ void SimDiskHandle::mark_dead(DeathKind kind) {
   dead_ = true;
   *alive_ = false;
   world_.trace("disk.handle.dead", owner_, static_cast<std::uint64_t>(kind));
-  disk_.settle_in_flight(owner_);
+  disk_.settle_in_flight(owner_, kind);
   if (kind == DeathKind::power_loss) disk_.power_loss();
   HAST_ASSERT(!*alive_);
   HAST_ASSERT(kind != DeathKind::power_loss || disk_.pending_write_count() == 0);

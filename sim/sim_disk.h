@@ -16,10 +16,14 @@
 //
 // Operations are split in two: the handle submits (begin_*) and, after the drawn latency,
 // completes (complete_*) them from a world event, so concurrent operations take effect in
-// completion order. Writes in flight are known to the device: when their node dies each is
-// applied or dropped (the OS's view survives a process kill), then a power loss drops the
-// cache. Every operation and fault decision goes to world.trace(); randomness comes only
-// from the world stream "disk/<name>". Same seed, same behaviour.
+// completion order. Writes in flight are known to the device. When their node's process
+// dies (a kill) each is applied whole or dropped: the kernel either completes the request
+// or never started it. When the power goes, a write in flight (FUA or not) may be cut
+// mid-transfer: each of its sectors independently keeps its old bytes or takes the new ones
+// (sector atomicity), the sectors that landed being on the medium (durable); then the
+// power loss drops or tears the cache. Every operation and fault decision goes to
+// world.trace(); randomness comes only from the world stream "disk/<name>". Same seed,
+// same behaviour.
 #pragma once
 
 #include <array>
@@ -96,7 +100,7 @@ enum class SimDiskFaultKind : std::uint8_t {
   lost,                // a write reported success and was not stored
   slow,                // an operation drew the slow tail; detail: latency in ns
   power_loss_dropped,  // a cached write lost whole by a power loss
-  power_loss_torn,     // a cached write torn; detail: sectors that landed
+  power_loss_torn,     // a cached or in-flight write torn; detail: sectors that landed
   in_flight_dropped,   // a write in flight when its node died, never applied
   replaced,            // the disk was replaced by an empty one
 };
@@ -121,6 +125,7 @@ struct SimDiskStats {
   std::uint64_t discards = 0;
   std::uint64_t power_losses = 0;
   std::uint64_t in_flight_applied = 0;  // writes in flight at a death that still landed
+  std::uint64_t in_flight_torn = 0;     // writes in flight at a power loss, partly landed
 };
 
 class SimDisk {
@@ -163,9 +168,13 @@ class SimDisk {
   // A flush submitted now covers every write completed so far: returns that watermark.
   std::uint64_t begin_flush();
   Result<void> complete_flush(std::uint64_t watermark);
-  // The owner died: each of its writes in flight is applied (without faults) or
-  // dropped, drawn per write, in submission order.
-  void settle_in_flight(std::uint64_t owner);
+  // The owner died; its writes in flight are settled in submission order, without faults.
+  // DeathKind::kill: each is applied whole or dropped, drawn per write (the kernel finishes
+  // the request or never started it). DeathKind::power_loss: each is dropped, applied
+  // whole or torn (each sector independently old or new), a third of the time each; the
+  // sectors that land are durable, a torn write is logged as power_loss_torn. Call it
+  // before power_loss(), which then settles the cache.
+  void settle_in_flight(std::uint64_t owner, DeathKind kind);
   std::size_t in_flight_count() const { return in_flight_.size(); }
   // A write or discard submitted and not completed yet (oracles: what may land next).
   struct InFlightWrite {
@@ -251,6 +260,8 @@ class SimDisk {
   void capture_stale(std::uint64_t offset, std::uint64_t length);
   void maybe_create_latent(const InFlight& op);
   Result<void> complete_discard(const InFlight& op);
+  void settle_killed(const InFlight& op);
+  void settle_power_cut(const InFlight& op);
   void clear_overlays(std::uint64_t offset, const SectorMask& sectors);
   void log_power_loss(const CrashState& state);
   void record(SimDiskFaultKind kind, std::uint64_t offset, std::uint64_t length,
@@ -300,8 +311,9 @@ class SimDiskHandle final : public Disk, public NodeResource {
   std::uint64_t size() const override { return disk_.size(); }
   DiskProperties properties() const override { return disk_.properties(); }
 
-  // NodeResource: the node dies. Writes in flight are applied or dropped per write; with
-  // DeathKind::power_loss the device then loses its volatile cache. Idempotent.
+  // NodeResource: the node dies. Writes in flight are settled as SimDisk::settle_in_flight
+  // says for `kind`; with DeathKind::power_loss the device then loses its volatile cache.
+  // Idempotent.
   void mark_dead(DeathKind kind) override;
   bool dead() const { return dead_; }
   SimDisk& device() const { return disk_; }

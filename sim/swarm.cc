@@ -4,9 +4,12 @@
 
 #include <array>
 #include <cstdio>
+#include <functional>
+#include <memory>
 
 #include <fmt/format.h>
 
+#include "core/assert.h"
 #include "core/meta/metadata.h"
 #include "sim/cluster.h"
 #include "sim/judge.h"
@@ -37,6 +40,7 @@ class Runner {
         cluster_(cluster_options),
         plan_(derive_seed(options.seed, "swarm-plan")),
         disk_swap_(derive_seed(options.seed, "swarm-foreign-disk")),
+        power_aim_(derive_seed(options.seed, "swarm-power-aim")),
         judge_(cluster_, JudgeOptions::for_cluster(cluster_options)) {}
 
   RunReport run();
@@ -45,6 +49,14 @@ class Runner {
   World& world() { return cluster_.world(); }
   void say(std::string_view what);
   void count(std::string_view counter) { coverage_[std::string(counter)]++; }
+  // Starts a node on the disk it has (no `hastctl create`), first counting the metadata
+  // copy its hastd will open.
+  void start_node(NodeId id);
+  // A power loss on `id` (the primary or the secondary, as `primary` says), aimed or not
+  // at a multi-sector write in flight (see the definition).
+  void power_loss_later(NodeId id, bool primary);
+  bool tearable_write_in_flight(NodeId id, bool metadata);
+  void cut_power(NodeId id, bool primary);
   void schedule_faults();
   void inject(Fault fault);
   void restart_later(NodeId id, Role role, Duration delay);
@@ -66,6 +78,8 @@ class Runner {
   // Draws for the foreign-disk fault: a stream of its own, so that adding it left every
   // other seed's plan as it was.
   Prng disk_swap_;
+  // Draws for aiming power losses at writes in flight: a stream of its own, likewise.
+  Prng power_aim_;
   NodeId primary_ = 0;
   NodeId secondary_ = 1;
   bool split_brain_ = false;
@@ -86,9 +100,77 @@ void Runner::say(std::string_view what) {
   }
 }
 
+// The metadata area is decoded as hastd will decode it when it opens the disk (nothing
+// writes the area while the node is down): a start on the second copy means a metadata
+// write was torn or cut between the copies, the case the second copy exists for.
+void Runner::start_node(NodeId id) {
+  HAST_ASSERT(!cluster_.node(id).running());
+  std::array<std::byte, meta::metadata_size> area{};
+  cluster_.disk(id).peek_effective(0, area);
+  auto decoded = meta::decode_area(area);
+  if (decoded && decoded->copy == meta::MetadataCopy::second) {
+    count("metadata opened from the second copy");
+    say(fmt::format("{} opens its metadata from the second copy: {}", cluster_.node(id).name(),
+                    decoded->note));
+  }
+  cluster_.start(id);
+}
+
+// Half the power losses strike at once. The other half are aimed at a write in flight of
+// more than one sector on the node's disk, one the cut can tear: a quarter at any such
+// write (data or activemap), polled every 50 us for up to 50 ms; a quarter at a write to
+// the metadata area (what its two copies must survive; rarer), polled every 100 us for up
+// to 500 ms. The power goes at the first such write, or when the wait runs out.
+void Runner::power_loss_later(NodeId id, bool primary) {
+  const std::uint64_t aim = uniform(power_aim_, 0, 3);
+  if (aim < 2) return cut_power(id, primary);
+  const bool metadata = aim == 3;
+  const Duration period = metadata ? Duration(100us) : Duration(50us);
+  auto poll = std::make_shared<std::function<void(int)>>();
+  *poll = [this, id, primary, metadata, period, weak = std::weak_ptr(poll)](int left) {
+    if (left == 0 || tearable_write_in_flight(id, metadata)) {
+      if (left > 0) count(metadata ? "power losses aimed at a metadata write"
+                                   : "power losses aimed at a write in flight");
+      return cut_power(id, primary);
+    }
+    world().after(period, "aim power loss", [next = weak.lock(), left] { (*next)(left - 1); });
+  };
+  (*poll)(metadata ? 5000 : 1000);
+}
+
+bool Runner::tearable_write_in_flight(NodeId id, bool metadata) {
+  const SimDisk& disk = cluster_.disk(id);
+  const std::uint64_t sector = disk.options().sector_size;
+  for (const SimDisk::InFlightWrite& write : disk.in_flight_writes()) {
+    if (write.length <= sector || write.discard) continue;
+    if (!metadata || write.offset < meta::metadata_size) return true;
+  }
+  return false;
+}
+
+// The power loss itself, unless the node's part changed meanwhile (it died, a failover
+// swapped the roles, a split-brain episode began): then nothing happens.
+void Runner::cut_power(NodeId id, bool primary) {
+  if (split_brain_ || id != (primary ? primary_ : secondary_) ||
+      !cluster_.node(primary_).running() || !cluster_.node(secondary_).running()) {
+    return count("aimed power losses called off");
+  }
+  if (!primary) {
+    say("power loss on the secondary");
+    count("secondary power losses");
+    cluster_.node(id).power_loss();
+    return restart_later(id, Role::secondary, between(plan_, 100ms, 1500ms));
+  }
+  say("power loss on the primary; it comes back as primary");
+  count("primary power losses");
+  cluster_.node(id).power_loss();
+  judge_.power_loss(id);
+  restart_later(id, Role::primary, between(plan_, 50ms, 800ms));
+}
+
 void Runner::restart_later(NodeId id, Role role, Duration delay) {
   world().after(delay, "restart", [this, id, role] {
-    if (!cluster_.node(id).running()) cluster_.start(id);
+    if (!cluster_.node(id).running()) start_node(id);
     world().after(10ms, "role", [this, id, role] { cluster_.set_role(id, role); });
     say(fmt::format("restart {} as {}", cluster_.node(id).name(), meta::role_name(role)));
   });
@@ -123,7 +205,7 @@ void Runner::foreign_disk_later(NodeId id, Duration delay) {
     judge_.disk_replaced(id, DiskReplacement::foreign);
     foreign_[id] = true;
     fresh_disk_[id] = true;  // an operator does not promote it
-    cluster_.start(id);
+    start_node(id);
     world().after(10ms, "role", [this, id] { cluster_.set_role(id, Role::secondary); });
     say(fmt::format("{} restarts on another resource's disk; role secondary",
                     cluster_.node(id).name()));
@@ -188,21 +270,14 @@ void Runner::inject(Fault fault) {
       secondary.kill();
       return restart_later(secondary_, Role::secondary, between(plan_, 100ms, 1500ms));
     case Fault::power_loss_secondary:
-      say("power loss on the secondary");
-      count("secondary power losses");
-      secondary.power_loss();
-      return restart_later(secondary_, Role::secondary, between(plan_, 100ms, 1500ms));
+      return power_loss_later(secondary_, /*primary=*/false);
     case Fault::restart_primary:
       say("kill -9 the primary; it comes back as primary");
       count("primary restarts");
       primary.kill();
       return restart_later(primary_, Role::primary, between(plan_, 50ms, 800ms));
     case Fault::power_loss_primary:
-      say("power loss on the primary; it comes back as primary");
-      count("primary power losses");
-      primary.power_loss();
-      judge_.power_loss(primary_);
-      return restart_later(primary_, Role::primary, between(plan_, 50ms, 800ms));
+      return power_loss_later(primary_, /*primary=*/true);
     case Fault::failover: {
       if (mode_ == config::ReplicationMode::async) return inject(Fault::restart_primary);
       bool in_sync = failover_safe();
@@ -348,7 +423,7 @@ void Runner::check_promotion(NodeId old, NodeId promoted) {
   secondary_ = promoted;
   split_brain_ = false;
   world().after(450ms, "restore", [this, old, promoted] {
-    if (!cluster_.node(old).running()) cluster_.start(old);
+    if (!cluster_.node(old).running()) start_node(old);
     world().after(10ms, "roles", [this, old, promoted] {
       cluster_.set_role(old, Role::primary);
       cluster_.set_role(promoted, Role::secondary);
@@ -377,7 +452,7 @@ void Runner::liveness() {
                     cluster_.node(id).name()));
   }
   for (NodeId id : {primary_, secondary_}) {
-    if (!cluster_.node(id).running()) cluster_.start(id);
+    if (!cluster_.node(id).running()) start_node(id);
   }
   world().run_for(50ms);
   cluster_.set_role(primary_, Role::primary);
@@ -429,6 +504,7 @@ RunReport Runner::run() {
                                      disk.fault_count(SimDiskFaultKind::latent_read);
     coverage_["disk write errors"] += disk.fault_count(SimDiskFaultKind::write_error);
     coverage_["disk flush errors"] += disk.fault_count(SimDiskFaultKind::flush_error);
+    coverage_["in-flight writes torn by power loss"] += disk.stats().in_flight_torn;
     coverage_["syncs completed"] += cluster_.count_events(id, HookEvent::syncdone);
     coverage_["disconnects"] += cluster_.count_events(id, HookEvent::disconnect);
   }

@@ -50,7 +50,9 @@ void check_sweep(ReplicationMode mode) {
   CHECK(c["secondary kills"] >= 20);
   CHECK(c["secondary power losses"] >= 20);
   CHECK(c["primary restarts"] >= 20);
-  CHECK(c["primary power losses"] >= 20);
+  // 15, not 20: half the power losses wait for a write in flight, and one whose pair
+  // changed meanwhile is called off (18, 19 and 20 in the three modes when this was set).
+  CHECK(c["primary power losses"] >= 15);
   CHECK(c["partitions"] >= 20);
   CHECK(c["split-brains detected"] >= 5);
   CHECK(c["syncs completed"] >= 100);
@@ -67,6 +69,10 @@ void check_sweep(ReplicationMode mode) {
   CHECK(c["O5 syncs checked"] >= 100);
   CHECK(c["O8 acks checked"] >= 100000);
   CHECK(c["foreign disks refused"] >= 5);  // row 17: another resource's disk swapped in
+  // Row 12: power losses cut multi-sector writes in flight, and some are torn (4, 1 and 6
+  // in fullsync, memsync and async at the time of writing).
+  CHECK(c["power losses aimed at a write in flight"] >= 5);
+  CHECK(c["in-flight writes torn by power loss"] >= 1);
 }
 
 }  // namespace
