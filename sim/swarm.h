@@ -8,7 +8,9 @@
 // episodes: the secondary promoted while the partitioned primary still serves; zombie
 // primaries: paused past the timeout while the secondary is promoted; the secondary's
 // disk swapped for an empty one, or for another resource's disk which the handshake must
-// refuse until the operator replaces it with an empty one), then a
+// refuse until the operator replaces it with an empty one; half of the power losses
+// wait, on their own random stream, for a multi-sector write or a metadata-area write in
+// flight, which the power loss then drops, lands or tears), then a
 // liveness phase: faults stop, the network heals, nodes restart, roles are set (after a
 // split-brain, HAST's recovery: the losing node is re-created and becomes secondary), the
 // workload stops, and the pair must converge.
