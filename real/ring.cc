@@ -35,11 +35,8 @@ Ring::Ring(fiber::Scheduler& scheduler, RingPolling polling, unsigned entries)
     : scheduler_(scheduler),
       poll_(polling.max),
       poll_max_ns_(polling.max.count()),
-      contended_(polling.contended) {
-  if (polling.only_on_idle_cpus) {
-    loadavg_fd_ = ::open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
-    cpus_ = std::max(1, get_nprocs());
-  }
+      contended_(polling.contended),
+      only_on_idle_cpus_(polling.only_on_idle_cpus) {
   // COOP_TASKRUN: completions are not signalled to this thread by an interrupt while it
   // runs fibers; it picks them up on its next io_uring_enter, which is where it waits
   // anyway (a blocked wait is still woken). Kernels before 5.19 refuse the flag.
@@ -130,23 +127,27 @@ void Ring::wait(Deadline deadline) {
   arm_eventfd();
   Duration poll_max(poll_max_ns_.load(std::memory_order_relaxed));
   if (poll_max != poll_.max()) poll_ = PollWindow(poll_max);
-  bool must_wait = io_uring_cq_ready(&ring_) == 0;
-  Instant start = scheduler_.clock().now();
-  Duration window = poll_.current(start);
-  if (must_wait && window > Duration::zero() && cpus_spare()) {
-    io_uring_submit(&ring_);
-    Instant until = start + window;
-    if (deadline && *deadline < until) until = *deadline;
-    Spin spun = spin(until);
-    if (spun == Spin::caught) {
-      caught_spinning_++;
-      poll_.record(scheduler_.clock().now() - start, /*caught=*/true);
-      reap();
-      return;
-    }
-    if (spun == Spin::contended) {
-      poll_.contended(scheduler_.clock().now());
-      must_wait = false;  // recorded
+  // The window learns only from waits that found nothing ready (polling on).
+  bool learn = poll_max > Duration::zero() && io_uring_cq_ready(&ring_) == 0;
+  Instant start{};
+  if (learn) {
+    start = scheduler_.clock().now();
+    Duration window = poll_.current(start);
+    if (window > Duration::zero() && cpus_spare()) {
+      io_uring_submit(&ring_);
+      Instant until = start + window;
+      if (deadline && *deadline < until) until = *deadline;
+      Spin spun = spin(until);
+      if (spun == Spin::caught) {
+        caught_spinning_++;
+        poll_.record(scheduler_.clock().now() - start, /*caught=*/true);
+        reap();
+        return;
+      }
+      if (spun == Spin::contended) {
+        poll_.contended(scheduler_.clock().now());
+        learn = false;
+      }
     }
   }
   // One io_uring_enter submits what the last pass prepared and waits for a completion
@@ -161,10 +162,7 @@ void Ring::wait(Deadline deadline) {
   }
   HAST_ASSERT_MSG(rc >= 0 || rc == -ETIME || rc == -EINTR || rc == -EAGAIN || rc == -EBUSY,
                   "io_uring wait: {}", std::strerror(-rc));
-  blocked_++;
-  if (must_wait) {
-    poll_.record(scheduler_.clock().now() - start, /*caught=*/false);
-  }
+  if (learn) poll_.record(scheduler_.clock().now() - start, /*caught=*/false);
   reap();
 }
 
@@ -188,6 +186,12 @@ Ring::Spin Ring::spin(Instant until) {
 // /proc/loadavg's fourth field is "running/total": the threads runnable right now, this
 // one included. Unreadable: assume CPUs are spare.
 bool Ring::cpus_spare() {
+  if (!only_on_idle_cpus_) return true;
+  if (loadavg_fd_ == -1) {  // first spin: open it (rings that never spin never do)
+    loadavg_fd_ = ::open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+    if (loadavg_fd_ < 0) loadavg_fd_ = -2;
+    cpus_ = std::max(1, get_nprocs());
+  }
   if (loadavg_fd_ < 0) return true;
   char text[128];
   ssize_t n = ::pread(loadavg_fd_, text, sizeof text - 1, 0);

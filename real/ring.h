@@ -93,9 +93,8 @@ class Ring final : public fiber::Poller {
   std::uint64_t in_flight() const { return in_flight_; }
   // A new polling maximum (zero: none); any thread may call it, the next wait() takes it.
   void set_poll_max(Duration max) { poll_max_ns_.store(max.count(), std::memory_order_relaxed); }
-  // Waits that ended in the spin, and those that blocked (for statistics and tests).
+  // Waits that ended in the spin (for statistics and tests).
   std::uint64_t caught_spinning() const { return caught_spinning_; }
-  std::uint64_t blocked() const { return blocked_; }
 
  private:
   struct Op {
@@ -126,11 +125,11 @@ class Ring final : public fiber::Poller {
   PollWindow poll_;
   std::atomic<std::int64_t> poll_max_ns_;
   Duration contended_;
-  int loadavg_fd_ = -1;  // only_on_idle_cpus: /proc/loadavg, else -1
+  bool only_on_idle_cpus_;
+  int loadavg_fd_ = -1;  // /proc/loadavg once a spin opened it; -2: unreadable
   int cpus_ = 1;
   bool cpus_spare();
   std::uint64_t caught_spinning_ = 0;
-  std::uint64_t blocked_ = 0;
   std::function<void()> on_notify_;
 };
 

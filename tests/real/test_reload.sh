@@ -75,6 +75,21 @@ is_status a complete || die "pair not complete after a bad reload"
 qemu-io -f raw "$URI" -c "read -P 2 1M 2M" > "$T/qemu-io.out" || die "read after bad reload"
 grep -q "Pattern verification failed" "$T/qemu-io.out" && die "data after bad reload differs"
 
+# ---- busypoll (ours) is the resource thread's: applied without a restart or reconnect ----
+roles_before=$(hooks_seen_on a role)
+connects_before=$(hooks_seen_on a connect)
+sed -i 's/replication async/replication async\n  busypoll 100/' "$T/hast.conf"
+grep -q "busypoll 100" "$T/hast.conf" || die "test set-up: busypoll not added"
+reload_node a "busypoll 100"
+last_lines_have "Configuration reloaded successfully." || die "busypoll reload failed"
+kill -HUP "${PID[b]}"
+[ "$(hooks_seen_on a role)" -eq "$roles_before" ] || die "the busypoll reload changed a role"
+[ "$(hooks_seen_on a connect)" -eq "$connects_before" ] || die "the busypoll reload reconnected"
+qemu-io -f raw "$URI" -c "write -P 3 0 1M" -c "read -P 3 0 1M" > "$T/qemu-io.out" ||
+  die "qemu-io with busypoll"
+grep -q "Pattern verification failed" "$T/qemu-io.out" && die "data with busypoll differs"
+is_status a complete || die "pair not complete with busypoll"
+
 # ---- extra removed: it goes to init and away; shared untouched ----
 sed -i '/^resource extra {/,$d' "$T/hast.conf"
 reload_node a "extra removed"
