@@ -24,6 +24,15 @@ die() {
 cleanup() {
   for n in "${!PID[@]}"; do kill -9 "${PID[$n]}" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  # A killed hastd leaves its FUSE frontends mounted and their loop devices bound (the
+  # next hastd would clean them up): unmount and detach whatever lives under $T.
+  local mount_point loop
+  for loop in $(losetup -n -O NAME,BACK-FILE 2>/dev/null | awk -v t="$T/" 'index($2, t) == 1 { print $1 }'); do
+    losetup -d "$loop" 2>/dev/null || true
+  done
+  for mount_point in $(awk -v t="$T/" 'index($2, t) == 1 { print $2 }' /proc/mounts); do
+    umount -l "$mount_point" 2>/dev/null || true
+  done
   rm -rf "$T"
 }
 trap cleanup EXIT
