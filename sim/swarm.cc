@@ -31,7 +31,7 @@ Duration between(Prng& random, Duration low, Duration high) {
       random, static_cast<std::uint64_t>(low.count()), static_cast<std::uint64_t>(high.count()))));
 }
 
-class Runner {
+class Runner final : public WorldObserver {
  public:
   Runner(const RunOptions& options, config::ReplicationMode mode, ClusterOptions cluster_options)
       : options_(options),
@@ -49,9 +49,12 @@ class Runner {
   World& world() { return cluster_.world(); }
   void say(std::string_view what);
   void count(std::string_view counter) { coverage_[std::string(counter)]++; }
-  // Starts a node on the disk it has (no `hastctl create`), first counting the metadata
-  // copy its hastd will open.
+  // Starts a node on the disk it has (no `hastctl create`); the metadata copy its hastd
+  // opens is counted once its status reports one (after_step).
   void start_node(NodeId id);
+  // Watches (changing nothing) for the status of a node started by start_node to report
+  // the copy of the metadata area it opened (ResourceStatus::metadata_copy).
+  void after_step() override;
   // A power loss on `id` (the primary or the secondary, as `primary` says), aimed or not
   // at a multi-sector write in flight (see the definition).
   void power_loss_later(NodeId id, bool primary);
@@ -85,6 +88,7 @@ class Runner {
   bool split_brain_ = false;
   std::array<bool, 2> fresh_disk_{};  // swapped in empty, not known to be synced yet
   std::array<bool, 2> foreign_{};     // holds another resource's disk
+  std::array<bool, 2> open_pending_{};  // started by start_node, no metadata copy reported yet
   std::uint64_t foreign_swaps_ = 0;
   NodeId split_loser_ = 0;
   std::map<std::string, std::uint64_t> coverage_;
@@ -100,20 +104,27 @@ void Runner::say(std::string_view what) {
   }
 }
 
-// The metadata area is decoded as hastd will decode it when it opens the disk (nothing
-// writes the area while the node is down): a start on the second copy means a metadata
-// write was torn or cut between the copies, the case the second copy exists for.
 void Runner::start_node(NodeId id) {
   HAST_ASSERT(!cluster_.node(id).running());
-  std::array<std::byte, meta::metadata_size> area{};
-  cluster_.disk(id).peek_effective(0, area);
-  auto decoded = meta::decode_area(area);
-  if (decoded && decoded->copy == meta::MetadataCopy::second) {
-    count("metadata opened from the second copy");
-    say(fmt::format("{} opens its metadata from the second copy: {}", cluster_.node(id).name(),
-                    decoded->note));
-  }
+  open_pending_[id] = true;
   cluster_.start(id);
+}
+
+// A start on the second copy means a metadata write was torn or cut between the copies, the
+// case the second copy exists for. The node reports it once its role left init.
+void Runner::after_step() {
+  for (NodeId id : {0u, 1u}) {
+    if (!open_pending_[id] || !cluster_.node(id).running()) continue;
+    auto status = cluster_.status(id);
+    if (!status || !status->metadata_copy) continue;
+    open_pending_[id] = false;
+    if (*status->metadata_copy != meta::MetadataCopy::second) continue;
+    count("metadata opened from the second copy");
+    if (options_.timeline) {
+      std::printf("%s %s opens its metadata from the second copy\n",
+                  format_instant(world().now()).c_str(), cluster_.node(id).name().c_str());
+    }
+  }
 }
 
 // Half the power losses strike at once. The other half are aimed at a write in flight of
@@ -485,6 +496,7 @@ RunReport Runner::run() {
     cluster_.disk(0).set_faults(faults);
     cluster_.disk(1).set_faults(faults);
   });
+  world().add_observer(*this);
   cluster_.start_pair(primary_, secondary_, 50ms);
   schedule_faults();
   world().run_for(options_.safety_phase);
@@ -493,6 +505,7 @@ RunReport Runner::run() {
   report.seed = options_.seed;
   report.mode = mode_;
   report.violations = judge_.finish(primary_, secondary_);
+  world().remove_observer(*this);
   for (const auto& [name, value] : judge_.coverage()) coverage_[name] += value;
   report.hash = world().hash().hex();
   report.summary = world().summary();

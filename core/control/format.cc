@@ -34,6 +34,7 @@ void append_statistics(std::string& out, const proto::WorkerStatus& worker) {
 // The extension lines of `list` (see format.h).
 void append_list_extensions(std::string& out, const proto::ResourceStatus& status) {
   if (status.inconsistent) out += "  inconsistent: yes\n";
+  if (status.metadata_copy == "second") out += "  metadata: read from the second copy\n";
   if (!status.sync || !status.sync->running) return;
   const proto::SyncStatus& sync = *status.sync;
   // Marks made while the sync runs can push `done` past `total`: never above 100%.

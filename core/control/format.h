@@ -23,7 +23,9 @@
 //
 // Extensions print only when they carry something, so output for a FreeBSD daemon, a
 // block FreeBSD wrote, or a resource in a normal state is byte-identical to FreeBSD's:
-//   list    after "  dirty:": "  inconsistent: yes" when set; while a sync runs,
+//   list    after "  dirty:": "  inconsistent: yes" when set; "  metadata: read from the
+//           second copy" when the local component was opened from the metadata area's
+//           second copy (a metadata write was interrupted); while a sync runs,
 //           "  sync: <pct>% (<done>B of <total>B)[, eta: <duration>]" (humanized sizes).
 //   dump    after "    prevrole:": "    inconsistent: yes" when set, and
 //           "    stale: <e>, <e>, ..." (extent indexes) when the stale list is not empty.

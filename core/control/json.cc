@@ -175,6 +175,7 @@ void write_resource(JsonWriter& json, const proto::ResourceStatus& status) {
   json.member_int("workerpid", status.workerpid);
   if (status.worker) write_worker(json, *status.worker);
   json.member_bool("inconsistent", status.inconsistent);
+  if (status.metadata_copy) json.member_string("metadata_copy", *status.metadata_copy);
   if (status.sync) write_sync(json, *status.sync);
   json.end_object();
 }

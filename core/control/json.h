@@ -14,6 +14,7 @@
 //         ["status": "complete", "dirty": 0, "extentsize": 2097152, "keepdirty": 64,
 //          "stat_read": 0, ... "done_queue_size": 0,]          (when a worker answered)
 //         "inconsistent": false,
+//         ["metadata_copy": "first",]                 (while the local component is open)
 //         ["sync": {"running": true, "done": 1, "total": 2[, "eta_seconds": 3]}]
 //       },
 //       {"resource": "other", "error": 1}                      (an unknown resource)

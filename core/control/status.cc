@@ -78,6 +78,9 @@ proto::ResourceStatus wire_status(const replication::ResourceStatus& status,
   wire.workerpid = 0;
   if (status.status != "-") wire.worker = wire_worker(status);
   wire.inconsistent = status.inconsistent;
+  if (status.metadata_copy) {
+    wire.metadata_copy = std::string(meta::metadata_copy_name(*status.metadata_copy));
+  }
   if (status.role == meta::Role::primary) wire.sync = wire_sync(status.sync, now);
   return wire;
 }

@@ -11,7 +11,8 @@
 //   connected), exactly when FreeBSD's would answer; `workerpid` is always 0.
 // - Queues: FreeBSD's five queues become `idle` = request slots free on a primary
 //   (replication::request_count_max minus the requests in flight); the others are 0.
-// - Sync progress and the inconsistent flag travel as the protocol's extensions.
+// - Sync progress, the inconsistent flag and the metadata copy the local component was read
+//   from travel as the protocol's extensions.
 #pragma once
 
 #include <cstdint>

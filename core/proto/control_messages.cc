@@ -81,6 +81,7 @@ WorkerStatus read_worker(FieldReader& in, std::size_t i) {
 
 void add_extensions(Nv& nv, const ResourceStatus& status, std::size_t i) {
   if (status.inconsistent) nv.add_uint8(indexed("inconsistent", i), 1);
+  if (status.metadata_copy) nv.add_string(indexed("metacopy", i), *status.metadata_copy);
   if (!status.sync) return;
   const SyncStatus& sync = *status.sync;
   nv.add_uint8(indexed("sync_running", i), sync.running ? 1 : 0);
@@ -91,6 +92,7 @@ void add_extensions(Nv& nv, const ResourceStatus& status, std::size_t i) {
 
 void read_extensions(FieldReader& in, ResourceStatus& status, std::size_t i) {
   status.inconsistent = in.optional<std::uint8_t>(indexed("inconsistent", i)).value_or(0) != 0;
+  status.metadata_copy = in.optional<std::string>(indexed("metacopy", i));
   if (!in.exists(indexed("sync_total", i))) return;
   SyncStatus sync;
   sync.running = in.required<std::uint8_t>(indexed("sync_running", i)) != 0;

@@ -25,6 +25,9 @@
 //   status   `sync_running<i>` uint8, `sync_done<i>` uint64, `sync_total<i>` uint64 and,
 //            while running and when known, `sync_eta<i>` uint64 (seconds): the primary's
 //            synchronisation progress (SyncStatus), after `inconsistent<i>`.
+//   status   `metacopy<i>` string "first" or "second", present while the local component
+//            is open: the copy of the metadata area it was read from (core/meta/metadata.h;
+//            "second": a metadata write was interrupted), between the two above.
 #pragma once
 
 #include <cstdint>
@@ -154,6 +157,7 @@ struct ResourceStatus {
   std::optional<WorkerStatus> worker;
   // Extensions, never sent by FreeBSD.
   bool inconsistent = false;         // `inconsistent<i>`
+  std::optional<std::string> metadata_copy{};  // `metacopy<i>`
   std::optional<SyncStatus> sync{};  // present when `sync_total<i>` is
 
   friend bool operator==(const ResourceStatus&, const ResourceStatus&) = default;

@@ -75,6 +75,8 @@ class Resource {
   // previous role did not start again.
   bool restart(const config::ResourceConfig& next);
   void on_hello(std::shared_ptr<Connection> connection, std::uint8_t version);
+  // Refuses `connection` as HAST does when the role is not secondary; true when it did.
+  bool refuse_unless_secondary(Connection& connection, Deadline deadline);
   Result<void> on_identity(std::shared_ptr<Connection> connection, const proto::Nv& nv,
                            const proto::Token& token);
   void stop_role();
@@ -196,6 +198,12 @@ Result<void> Resource::start_role(meta::Role role) {
   if (!local) return fail(local.error());
   local_ = std::move(*local);
   local_->test_set_mutation(context_.mutation);
+  if (!local_->opened_note().empty()) {
+    // A metadata write was interrupted (a power loss): open() wrote both copies again.
+    log_warning(context_.io.log, "[{}] Metadata of {} read from its {} copy: {}",
+                context_.config.name, context_.config.local_path,
+                meta::metadata_copy_name(local_->opened_copy()), local_->opened_note());
+  }
   if (role == meta::Role::secondary) return ok();
   auto frontend = frontends_.open(context_.config, local_->data_size());
   if (!frontend) return fail(frontend.error());
@@ -204,10 +212,29 @@ Result<void> Resource::start_role(meta::Role role) {
   return primary_->start();
 }
 
+// A new first connection replaces whatever session or half-made pair there was (the
+// primary restarted), as HAST's parent stops the old worker. The old session ends only once
+// the disk operations it accepted have (SecondarySession::serve): a stuck disk write keeps
+// it alive, so the wait is bounded by half the timeout (the primary waits `timeout` for this
+// answer) and the connection is refused while the old session lives; the primary logs the
+// refusal and tries again (FreeBSD's too: an errmsg without `wait` is a failed connection
+// attempt, retried later). A group cancelled here stays cancelled (no session can start)
+// until a later first connection finds it empty.
 void Resource::on_hello(std::shared_ptr<Connection> connection, std::uint8_t version) {
-  // A new first connection replaces whatever session or half-made pair there was (the
-  // primary restarted).
-  sessions_.cancel_and_join();
+  first_.reset();
+  sessions_.cancel();
+  auto joined = sessions_.join(context_.deadline(context_.timing.timeout / 2));
+  if (!joined) {
+    if (joined.error().code() != Errc::timed_out) return connection->close();  // cancelled
+    log_warning(context_.io.log,
+                "[{}] Refusing a new connection from the primary: the previous session still "
+                "waits for local I/O it accepted.",
+                context_.config.name);
+    return refuse(*connection, std::string(errmsg_session_busy), false,
+                  context_.deadline(context_.timing.timeout));
+  }
+  // The role may have changed while this waited.
+  if (refuse_unless_secondary(*connection, context_.deadline(context_.timing.timeout))) return;
   sessions_.reset();
   session_up_ = false;
   version_ = std::min<std::uint8_t>(version, proto::protocol_version_max);
@@ -218,6 +245,13 @@ void Resource::on_hello(std::shared_ptr<Connection> connection, std::uint8_t ver
                                   context_.deadline(context_.timing.timeout));
   if (!sent) return;
   first_ = std::move(connection);
+}
+
+bool Resource::refuse_unless_secondary(Connection& connection, Deadline deadline) {
+  if (role_ == meta::Role::secondary) return false;
+  refuse(connection, proto::errmsg_wrong_role(static_cast<proto::Role>(meta::role_code(role_))),
+         role_ == meta::Role::primary, deadline);
+  return true;
 }
 
 Result<void> Resource::on_identity(std::shared_ptr<Connection> connection, const proto::Nv& nv,
@@ -252,11 +286,7 @@ void Resource::admit(std::shared_ptr<Connection> connection, const proto::HelloR
   if (!remote || remote->address.host != connection->peer_address().host) {
     return refuse(*connection, std::string(proto::errmsg_no_access), false, deadline);
   }
-  if (role_ != meta::Role::secondary) {
-    return refuse(*connection,
-                  proto::errmsg_wrong_role(static_cast<proto::Role>(meta::role_code(role_))),
-                  role_ == meta::Role::primary, deadline);
-  }
+  if (refuse_unless_secondary(*connection, deadline)) return;
   if (!token.has_value()) return on_hello(connection, hello.version);
   auto paired = on_identity(connection, message, *token);
   if (!paired) {
@@ -313,6 +343,7 @@ ResourceStatus Resource::status() const {
   if (local_ != nullptr) {
     status.extent_size = local_->metadata().extent_size_bytes;
     status.inconsistent = local_->metadata().inconsistent;
+    status.metadata_copy = local_->opened_copy();
   }
   if (primary_ != nullptr) {
     status.status = primary_->connected() ? "complete" : "degraded";

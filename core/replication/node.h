@@ -15,7 +15,10 @@
 // resource ("Resource not configured."), come from that resource's remote ("No access to
 // the resource."), reach a secondary ("Remote node acts as … and not as secondary.", with
 // `wait` when this node is primary) and, on a second connection, carry the token of the
-// first ("Token doesn't match."). Anything malformed closes that connection only.
+// first ("Token doesn't match."). Anything malformed closes that connection only. A first
+// connection (HELLO) ends the session or half-made pair of the previous one; when that
+// session outlives half the timeout (a disk write it accepted is stuck) the connection is
+// refused with errmsg_session_busy, which the primary retries (ours and FreeBSD's).
 //
 // Reload (§1.5): reload() moves the node to a new configuration while it serves. Listen
 // addresses are diffed (kept, opened, closed); resources are removed (role init first),
@@ -40,6 +43,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -55,6 +59,12 @@
 #include "core/replication/resource_host.h"
 
 namespace hast::replication {
+
+// The refusal of a primary's first connection while the previous session still waits for
+// local I/O it accepted (ours: FreeBSD's parent waits for its old worker without bound).
+// Sent without `wait`: a failed connection attempt, retried after the reconnect pause.
+inline constexpr std::string_view errmsg_session_busy =
+    "Remote node is still ending the previous session (local I/O in progress).";
 
 // Where a primary's clients come from (NBD, FUSE, ublk; the simulator's workload).
 class FrontendFactory {
@@ -102,6 +112,9 @@ struct ResourceStatus {
   PrimaryStats primary;
   SyncProgress sync;
   bool inconsistent = false;
+  // The copy of the metadata area the open local component was read from (nullopt in role
+  // init): `second` means the last metadata write was interrupted (logged at the open).
+  std::optional<meta::MetadataCopy> metadata_copy;
 };
 
 // What a configuration reload does to one resource whose configuration changed (HAST's

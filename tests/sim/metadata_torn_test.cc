@@ -10,7 +10,8 @@
 // loss the area must read (old or new metadata, nothing else), and a HastNode must take
 // the primary role on the disk, which leaves both copies whole again. Seeds vary which of
 // the two writes is cut and how the power loss treats it; the loop runs until enough
-// tears of each copy were seen.
+// tears of each copy were seen. The node reports the copy it opened in its status (what
+// `hastctl list` shows) and logs a warning when it passed one over.
 #include <functional>
 #include <memory>
 #include <optional>
@@ -19,6 +20,8 @@
 #include <catch2/catch.hpp>
 
 #include "core/config/config.h"
+#include "core/control/format.h"
+#include "core/control/status.h"
 #include "core/fiber/event.h"
 #include "core/meta/metadata.h"
 #include "core/replication/local_component.h"
@@ -92,11 +95,16 @@ struct Outcome {
   bool torn = false;  // the power loss tore the cut write
   bool new_metadata = false;
   MetadataCopy copy = MetadataCopy::first;
+  std::optional<MetadataCopy> reported;  // by the primary's status
+  bool warned = false;                   // the node logged the copy it read
 };
 
 // The node of one run: hasta of the pair configuration, its remote absent.
 struct Run {
-  explicit Run(std::uint64_t seed, std::uint32_t sector_size) : world(seed) {
+  explicit Run(std::uint64_t seed, std::uint32_t sector_size)
+      : world(seed, hast::sim::WorldOptions{.replay_command = "metadata_torn_test",
+                                            .keep_trace = true,
+                                            .echo_logs = false}) {
     disk = &world.add_disk("hasta-disk", hast::sim::SimDiskOptions{.size_bytes = kDiskBytes,
                                                                    .sector_size = sector_size});
     node = &world.add_node(
@@ -116,8 +124,9 @@ struct Run {
   hast::sim::SimNode* node = nullptr;
 };
 
-// hastd on the disk: becomes primary, then stops.
-void become_primary(NodeIo& io) {
+// hastd on the disk: becomes primary, then stops. Returns the metadata copy its status
+// reported as primary.
+std::optional<MetadataCopy> become_primary(NodeIo& io) {
   auto parsed = hast::config::parse(hast::test::kPairConfig);
   REQUIRE(parsed.has_value());
   hast::config::NodeIdentity identity;
@@ -134,7 +143,20 @@ void become_primary(NodeIo& io) {
   auto status = hast.status("shared");
   REQUIRE(status.has_value());
   CHECK(status->role == hast::meta::Role::primary);
+  REQUIRE(hast.set_role("shared", hast::meta::Role::init).has_value());
+  auto off = hast.status("shared");
+  REQUIRE(off.has_value());
+  CHECK_FALSE(off->metadata_copy.has_value());  // role init: nothing open
   hast.stop();
+  return status->metadata_copy;
+}
+
+// A log line of the node saying which copy it read ("read from its second copy: ...").
+bool warned_about_copy(const hast::sim::World& world) {
+  for (const std::string& line : world.trace_lines()) {
+    if (line.find("Metadata of /dev/sim read from its") != std::string::npos) return true;
+  }
+  return false;
 }
 
 Outcome one_run(std::uint64_t seed, std::uint32_t sector_size, int catch_at) {
@@ -174,7 +196,7 @@ Outcome one_run(std::uint64_t seed, std::uint32_t sector_size, int catch_at) {
         CHECK((area->metadata == before || area->metadata == after));
         outcome.new_metadata = area->metadata == after;
         outcome.copy = area->copy;
-        become_primary(io);
+        outcome.reported = become_primary(io);
         // Opening the component wrote both copies again (and the primary its counters).
         auto again = hast::replication::read_metadata_area(io.disk, "/dev/sim", "shared");
         REQUIRE(again.has_value());
@@ -188,6 +210,7 @@ Outcome one_run(std::uint64_t seed, std::uint32_t sector_size, int catch_at) {
         done = true;
       },
       [&] { return done; });
+  outcome.warned = warned_about_copy(run.world);
   run.node->kill();
   return outcome;
 }
@@ -210,6 +233,9 @@ TEST_CASE(
     CHECK(outcome.caught_offset == (catch_at == 1 ? hast::meta::metadata_copy_offset : 0));
     if (outcome.torn) (catch_at == 1 ? torn_second : torn_first)++;
     if (outcome.copy == MetadataCopy::second) from_second++;
+    // The node's own word for the copy it opened.
+    CHECK(outcome.reported == outcome.copy);
+    if (outcome.copy == MetadataCopy::second) CHECK(outcome.warned);
     if (outcome.new_metadata) new_blocks++;
   }
   INFO("seeds run: " << seed - 1);
@@ -227,5 +253,59 @@ TEST_CASE("Metadata torn: on 4 KiB sectors the area is one write that lands whol
     CHECK(outcome.caught_offset == 0);
     CHECK_FALSE(outcome.torn);
     CHECK(outcome.copy == MetadataCopy::first);
+    CHECK(outcome.reported == MetadataCopy::first);
+    CHECK_FALSE(outcome.warned);
   }
+}
+
+// FreeBSD's block (the first copy) torn: its first sector from a newer write, its second
+// from the older one. The node opens the second copy, says so in its status and in
+// `hastctl list`, logs it, and writes both copies again: the next open reads the first.
+TEST_CASE("Metadata torn: the status and hastctl list report an open from the second copy",
+          "[sim][local][metadata]") {
+  Run run(5, 512);
+  std::optional<MetadataCopy> opened;
+  std::optional<MetadataCopy> reopened;
+  std::string list;
+  bool done = false;
+  run.run(
+      [&](NodeIo& io) {
+        auto created = hast::replication::create_local(
+            io.disk, "shared", CreateOptions{.extent_size_bytes = 64 << 10});
+        REQUIRE(created.has_value());
+        Metadata before = before_cut(*created);
+        REQUIRE(io.disk.write(0, hast::meta::encode_area(before, 2), hast::Fua::yes).has_value());
+        auto newer = hast::meta::encode_area(after_cut(before), 3);
+        REQUIRE(io.disk.write(0, std::span(newer).first(512), hast::Fua::yes).has_value());
+
+        auto parsed = hast::config::parse(hast::test::kPairConfig);
+        REQUIRE(parsed.has_value());
+        hast::config::NodeIdentity identity;
+        identity.hostname = "hasta";
+        auto resolved = hast::config::resolve(*parsed, identity);
+        REQUIRE(resolved.has_value());
+        hast::config::ResourceConfig config = resolved->resources.at(0);
+        hast::test::NoFrontends frontends;
+        hast::test::NoEvents events;
+        hast::replication::HastNode hast(io, std::move(*resolved), events, frontends, {});
+        REQUIRE(hast.start().has_value());
+        REQUIRE(hast.set_role("shared", hast::meta::Role::secondary).has_value());
+        auto status = hast.status("shared");
+        REQUIRE(status.has_value());
+        opened = status->metadata_copy;
+        hast::proto::StatusReply reply{{hast::control::wire_status(*status, config, {})}, 0};
+        list = hast::control::format_list(reply);
+        REQUIRE(hast.set_role("shared", hast::meta::Role::init).has_value());
+        REQUIRE(hast.set_role("shared", hast::meta::Role::secondary).has_value());
+        reopened = hast.status("shared")->metadata_copy;
+        hast.stop();
+        done = true;
+      },
+      [&] { return done; });
+  run.node->kill();
+  CHECK(opened == MetadataCopy::second);
+  INFO(list);
+  CHECK(list.find("  metadata: read from the second copy\n") != std::string::npos);
+  CHECK(warned_about_copy(run.world));
+  CHECK(reopened == MetadataCopy::first);
 }

@@ -2,8 +2,10 @@
 // O10; O11 below) and a minimum of faults actually exercised (a clean swarm must not be a
 // swarm without faults); each mutation caught by the oracle it names; a seed's trace hash
 // reproduced.
+#include <chrono>
 #include <map>
 #include <string>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
@@ -21,8 +23,8 @@ struct Totals {
   std::string first_failure;
 };
 
-Totals sweep(ReplicationMode mode, std::uint64_t first, std::uint64_t last) {
-  Totals totals;
+// Runs seeds first..last of `mode`, adding to `totals`.
+void sweep(ReplicationMode mode, std::uint64_t first, std::uint64_t last, Totals& totals) {
   for (std::uint64_t seed = first; seed <= last; seed++) {
     hast::sim::RunOptions options;
     options.seed = seed;
@@ -39,11 +41,26 @@ Totals sweep(ReplicationMode mode, std::uint64_t first, std::uint64_t last) {
                              "\nreplay: " + report.replay_command(Mutation::none);
     }
   }
-  return totals;
 }
 
+// Row 12: power losses cut multi-sector writes in flight and tear some. Tears are rare:
+// across seeds 1..300 of each mode, 13, 13 and 13 in fullsync, memsync and async, but
+// 4, 1 and 6 of them in seeds 1..100 when this was set. So the sweep goes on past seed
+// 100, one seed at a time and with every oracle checked, until kTearsMin tears were seen
+// or seed kTearSeedsLast was run: a robust minimum rather than the luck of 100 seeds.
+constexpr std::uint64_t kTearsMin = 3;
+constexpr std::uint64_t kTearSeedsLast = 300;
+constexpr const char* kTorn = "in-flight writes torn by power loss";
+
 void check_sweep(ReplicationMode mode) {
-  Totals totals = sweep(mode, 1, 100);
+  Totals totals;
+  sweep(mode, 1, 100, totals);
+  std::uint64_t last = 100;
+  while (totals.coverage[kTorn] < kTearsMin && last < kTearSeedsLast) {
+    last++;
+    sweep(mode, last, last, totals);
+  }
+  INFO("seeds 1.." << last);
   INFO(totals.first_failure);
   CHECK(totals.violations == 0);
   auto& c = totals.coverage;
@@ -69,10 +86,9 @@ void check_sweep(ReplicationMode mode) {
   CHECK(c["O5 syncs checked"] >= 100);
   CHECK(c["O8 acks checked"] >= 100000);
   CHECK(c["foreign disks refused"] >= 5);  // row 17: another resource's disk swapped in
-  // Row 12: power losses cut multi-sector writes in flight, and some are torn (4, 1 and 6
-  // in fullsync, memsync and async at the time of writing).
+  // Row 12 (see kTearsMin): 10, 10 and 11 aimed power losses in seeds 1..100.
   CHECK(c["power losses aimed at a write in flight"] >= 5);
-  CHECK(c["in-flight writes torn by power loss"] >= 1);
+  CHECK(c[kTorn] >= kTearsMin);
 }
 
 }  // namespace
@@ -108,7 +124,32 @@ TEST_CASE("Swarm: past failures stay fixed", "[sim][swarm]") {
     options.mode = run.mode;
     auto report = hast::sim::run_seed(options);
     CHECK(report.ok());
-    CHECK(report.coverage["foreign disks"] >= 2);
+  }
+}
+
+// The case of seed 298 on a schedule, so that it does not depend on what the seed draws
+// (changes in the core move the faults of a drawn run): another resource's disk swapped
+// in for the secondary, and a second one while the first is still in place (the first is
+// taken out 0.3 to 2 s after it went in, which went in 0.1 to 1.5 s after the fault).
+TEST_CASE("Swarm: a second foreign disk while the first is in place", "[sim][swarm]") {
+  using namespace std::chrono_literals;
+  using hast::sim::PlannedFault;
+  using hast::sim::SwarmFault;
+  // In seeds 5 to 10 the second disk went in while the first was in place (their
+  // timelines when this was written: the harness then needs yet another resuid); in 1 and 2
+  // after the first was taken out; in 3 and 4 the first's removal came before the second
+  // swap. A harness assertion would end the test.
+  for (std::uint64_t seed = 1; seed <= 10; seed++) {
+    hast::sim::RunOptions options;
+    options.seed = seed;
+    options.mode = ReplicationMode::async;
+    options.disk_faults = false;  // no stale extent turns the swap into a kill
+    options.schedule = std::vector<PlannedFault>{{1000ms, SwarmFault::foreign_disk},
+                                                 {2700ms, SwarmFault::foreign_disk}};
+    auto report = hast::sim::run_seed(options);
+    INFO(report.replay_command(Mutation::none) << " (with the schedule)");
+    CHECK(report.ok());
+    CHECK(report.coverage["foreign disks"] == 2);  // both faults struck as planned
   }
 }
 

@@ -98,6 +98,7 @@ struct NodePairOptions {
   std::string config = std::string(kPairConfig);  // the pair's hast.conf (pair_config)
   replication::Timing timing{};
   replication::Mutation mutation = replication::Mutation::none;
+  bool keep_trace = false;  // the World keeps its trace lines, log lines among them
 };
 
 // Makes node `id`'s parts at each start of its program. `created`: the resource `shared`
@@ -115,6 +116,7 @@ class NodePair {
  public:
   NodePair(std::uint64_t seed, NodePairOptions options, MakeParts make_parts = default_parts)
       : world_(seed, sim::WorldOptions{.replay_command = options.replay_command,
+                                       .keep_trace = options.keep_trace,
                                        .echo_logs = std::getenv("HAST_ECHO") != nullptr}),
         options_(std::move(options)),
         make_parts_(std::move(make_parts)) {

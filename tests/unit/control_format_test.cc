@@ -444,13 +444,55 @@ TEST_CASE("Control protocol extensions: force, stop, sync progress", "[unit][con
   ResourceStatus entry = shared_primary();
   entry.inconsistent = true;
   entry.sync = hast::proto::SyncStatus{.running = true, .done = 1, .total = 2, .eta_seconds = 3};
+  entry.metadata_copy = "second";
   hast::proto::Nv reply = StatusReply{{entry}, 0}.to_nv();
   CHECK(reply.get_uint8("inconsistent0") == 1);
+  CHECK(reply.get_string("metacopy0") == "second");
   CHECK(reply.get_uint64("sync_eta0") == 3u);
   CHECK(StatusReply::from_nv(reply)->resources.at(0) == entry);
   entry.inconsistent = false;
   entry.sync.reset();
+  entry.metadata_copy.reset();
   hast::proto::Nv freebsd = StatusReply{{entry}, 0}.to_nv();
   CHECK_FALSE(freebsd.exists("inconsistent0"));
   CHECK_FALSE(freebsd.exists("sync_total0"));
+  CHECK_FALSE(freebsd.exists("metacopy0"));
+  // A FreeBSD daemon's reply reads as no copy known.
+  CHECK_FALSE(StatusReply::from_nv(freebsd)->resources.at(0).metadata_copy.has_value());
+}
+
+// The metadata copy a component was opened from: `list` says so only for the second copy
+// (a metadata write was interrupted), so a normal resource's text stays FreeBSD's; JSON
+// always carries what the daemon reported.
+TEST_CASE("Control format: the metadata copy in list, JSON and the status model",
+          "[unit][control]") {
+  ResourceStatus status = shared_primary();
+  std::string freebsd = format_list(StatusReply{{status}, 0});
+  status.metadata_copy = "first";
+  CHECK(format_list(StatusReply{{status}, 0}) == freebsd);
+  CHECK(format_status_json(StatusReply{{status}, 0}).find("\"metadata_copy\": \"first\"") !=
+        std::string::npos);
+  status.metadata_copy = "second";
+  std::string text = format_list(StatusReply{{status}, 0});
+  CHECK(text.find("  dirty: 0 (0B)\n"
+                  "  metadata: read from the second copy\n"
+                  "  statistics:\n") != std::string::npos);
+  const std::string line = "  metadata: read from the second copy\n";
+  CHECK(text.size() == freebsd.size() + line.size());
+  CHECK(format_status_json(StatusReply{{status}, 0}).find("\"metadata_copy\": \"second\"") !=
+        std::string::npos);
+  status.metadata_copy.reset();
+  CHECK(format_status_json(StatusReply{{status}, 0}).find("metadata_copy") == std::string::npos);
+
+  hast::config::ResourceConfig config;
+  config.name = "shared";
+  hast::replication::ResourceStatus core;
+  core.name = "shared";
+  core.status = "-";
+  CHECK_FALSE(wire_status(core, config, hast::Instant{}).metadata_copy.has_value());  // init
+  core.role = hast::meta::Role::secondary;
+  core.metadata_copy = hast::meta::MetadataCopy::second;
+  CHECK(wire_status(core, config, hast::Instant{}).metadata_copy == "second");
+  core.metadata_copy = hast::meta::MetadataCopy::first;
+  CHECK(wire_status(core, config, hast::Instant{}).metadata_copy == "first");
 }
