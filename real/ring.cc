@@ -86,7 +86,10 @@ bool Ring::starts_device_work(std::uint8_t opcode) {
 // behind the remote leg's send (and the secondary, which that send wakes and which may
 // take this CPU) added 20-50 us to every write. Submitting it alone costs one
 // io_uring_enter, so only the first disk operation of a burst goes at once; the others
-// join the batch of the next wait(), behind a device that is busy anyway.
+// join the batch of the next wait(), behind a device that is busy anyway. (A fullsync
+// write alone sends its remote leg first on purpose, Primary::let_remote_leg_lead: its
+// local write is prepared after the send, with nothing else runnable, and goes with the
+// next wait().)
 void Ring::start_now_if_alone(const Op& op) {
   if (!op.device || device_in_flight_ != 1 || scheduler_.runnable_count() == 0) return;
   int rc = io_uring_submit(&ring_);
@@ -133,7 +136,7 @@ void Ring::wait(Deadline deadline) {
   if (learn) {
     start = scheduler_.clock().now();
     Duration window = poll_.current(start);
-    if (window > Duration::zero() && cpus_spare()) {
+    if (window > Duration::zero() && cpus_spare(start)) {
       io_uring_submit(&ring_);
       Instant until = start + window;
       if (deadline && *deadline < until) until = *deadline;
@@ -184,8 +187,10 @@ Ring::Spin Ring::spin(Instant until) {
 }
 
 // /proc/loadavg's fourth field is "running/total": the threads runnable right now, this
-// one included. Unreadable: assume CPUs are spare.
-bool Ring::cpus_spare() {
+// one included. Unreadable: assume CPUs are spare. The answer holds for spare_recheck: a
+// read is a system call, and it came before the submission of what this pass prepared (a
+// disk write waited for it), at every wait (measured: several per request at QD1).
+bool Ring::cpus_spare(Instant now) {
   if (!only_on_idle_cpus_) return true;
   if (loadavg_fd_ == -1) {  // first spin: open it (rings that never spin never do)
     loadavg_fd_ = ::open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
@@ -193,13 +198,17 @@ bool Ring::cpus_spare() {
     cpus_ = std::max(1, get_nprocs());
   }
   if (loadavg_fd_ < 0) return true;
+  if (spare_checked_ && now < *spare_checked_ + spare_recheck) return spare_;
+  spare_checked_ = now;
+  spare_ = true;
   char text[128];
   ssize_t n = ::pread(loadavg_fd_, text, sizeof text - 1, 0);
   if (n <= 0) return true;
   text[n] = '\0';
   int running = 0;
   if (std::sscanf(text, "%*s %*s %*s %d/", &running) != 1) return true;
-  return running <= cpus_;
+  spare_ = running <= cpus_;
+  return spare_;
 }
 
 void Ring::reap() {

@@ -35,6 +35,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 
 #include "core/fiber/scheduler.h"
 #include "core/io/clock.h"
@@ -49,8 +50,9 @@ struct RingPolling {
   // for a time slice: the spin stops, and spinning rests a while (PollWindow).
   Duration contended = std::chrono::microseconds(250);
   // Spin only while no more threads are runnable than the machine has CPUs (read from
-  // /proc/loadavg before each spin): a spinning thread that yields to a CPU-bound one
-  // waits out that thread's time slice, where a blocked one would have been woken at once.
+  // /proc/loadavg before a spin, at most once a millisecond): a spinning thread that
+  // yields to a CPU-bound one waits out that thread's time slice, where a blocked one
+  // would have been woken at once.
   bool only_on_idle_cpus = true;
 };
 
@@ -128,7 +130,11 @@ class Ring final : public fiber::Poller {
   bool only_on_idle_cpus_;
   int loadavg_fd_ = -1;  // /proc/loadavg once a spin opened it; -2: unreadable
   int cpus_ = 1;
-  bool cpus_spare();
+  // The last look at /proc/loadavg and its answer, good for spare_recheck.
+  static constexpr Duration spare_recheck = std::chrono::milliseconds(1);
+  std::optional<Instant> spare_checked_;
+  bool spare_ = true;
+  bool cpus_spare(Instant now);
   std::uint64_t caught_spinning_ = 0;
   std::function<void()> on_notify_;
 };

@@ -388,9 +388,16 @@ Result<void> Primary::write_range(std::uint64_t offset, std::span<const std::byt
   op.request.length = length;
   op.request.memsync = ack_mode == config::ReplicationMode::memsync;
   op.data = kept.empty() ? data : std::span<const std::byte>(kept.span());
-  // Queue the remote leg before the local one, so both run at once.
+  // Queue the remote leg before the local one, so both run at once; in fullsync it leads.
+  bool remote_leads = ack_mode == config::ReplicationMode::fullsync &&
+                      context_.config.replication == config::ReplicationMode::fullsync &&
+                      sender_idle();
   BacklogEntry backlog;
-  if (!queue_remote_leg(op, async, backlog)) ack.remote_done(LegState::unavailable);
+  if (!queue_remote_leg(op, async, backlog)) {
+    ack.remote_done(LegState::unavailable);
+  } else if (remote_leads) {
+    let_remote_leg_lead(op);
+  }
   Result<void> local = discard  ? local_.discard(offset, length)
                        : zeroes ? local_.write_zeroes(offset, length, fua)
                                 : local_.write(offset, data, fua);
@@ -461,6 +468,28 @@ bool Primary::queue_remote_leg(RemoteOp& op, bool async_ack, BacklogEntry& entry
   }
   if (connected()) stats_.async_dropped++;
   return false;
+}
+
+bool Primary::sender_idle() const {
+  return link_ != nullptr && link_->up && link_->sender_idle && link_->queue.size() == 0;
+}
+
+// A fullsync answer waits for the secondary's final reply, which comes a network hop, the
+// secondary's wake-up and write, and a reply hop after the send: the longer leg, so it
+// starts first. Measured (4 KiB QD1 writes, loopback pair, builds alternating in one run):
+// with the local write submitted first the secondary's write began 80-100 us after the
+// primary's; with the send first p50 311 -> 289 us (busypoll 200: 245 -> 229), CPU per
+// write -7 %. async, answered on the local leg, lost 18 us; memsync (the local leg and the
+// early reply) was even. Only for a resource in fullsync: a FUA or DELETE of the other
+// modes keeps their order (and the simulator's runs of those modes theirs). Called
+// when the sender was idle, so it sends this request as soon as it runs, and at most its
+// non-blocking send comes before the local write (a send that must wait for room suspends
+// the sender, and this goes on); with the sender busy (more requests in flight) the local
+// write goes at once, as waiting for the batch would hold it up.
+void Primary::let_remote_leg_lead(RemoteOp& op) {
+  while (!op.taken && op.final == LegState::pending) {
+    if (op.changed.wait(std::nullopt) != fiber::WakeReason::woken) return;  // cancelled
+  }
 }
 
 // After both legs: settle the extents and the generation counter.

@@ -130,6 +130,10 @@ class Primary {
                            bool discard, Fua fua, config::ReplicationMode mode,
                            const BlockRequest* client, RequestSlot* slot);
   bool queue_remote_leg(RemoteOp& op, bool async_ack, BacklogEntry& entry);
+  // Whether the link's sender waits for work with nothing queued (Link::sender_idle).
+  bool sender_idle() const;
+  // Waits until the sender took `op` (queued) for a send, or its remote leg ended.
+  void let_remote_leg_lead(RemoteOp& op);
   void let_go_after_local(const WriteAck& ack, bool async_ack, RangeLockGuard& guard,
                           RequestSlot* slot);
   void finish_write(WriteAck& ack, std::uint64_t offset, std::uint64_t length);

@@ -51,6 +51,9 @@ struct Primary::RemoteOp {
   // The link's sender is sending this request: `data` is being read by the transport. It
   // wakes `changed` when done; wait_remote() does not return a final state before.
   bool sending = false;
+  // The sender took (the first piece of) this request for a send; it wakes `changed` then
+  // (Primary::let_remote_leg_lead). Set by submit() to false.
+  bool taken = false;
   // A READ or WRITE longer than the peer accepts goes as `pieces` protocol requests of
   // `piece_bytes` (the last one shorter), with seqs request.seq .. request.seq + pieces - 1.
   // It is received once every piece was, and final once every piece's final reply came
@@ -208,6 +211,8 @@ struct Primary::Link {
   AwaitedReplies awaited;                      // sent, final reply not yet received
   fiber::WaitQueue work;                       // wakes the receiver when pending grows
   Instant last_send{};
+  // The sender waits for the queue: a request queued now goes out as soon as it runs.
+  bool sender_idle = false;
 };
 
 }  // namespace hast::replication

@@ -216,7 +216,9 @@ void Primary::sender_loop(Link& link) {
   std::vector<SentPiece> pieces;
   std::vector<proto::EncodedPayload> payloads;  // compressed ones own their bytes
   while (link.up) {
+    link.sender_idle = true;
     auto seq = link.queue.pop(link.last_send + context_.timing.keepalive);
+    link.sender_idle = false;
     if (!seq) {
       if (seq.error().code() != Errc::timed_out) return link_down(link, seq.error());
       batch.add(link.version, proto::Request{}.to_nv(), {});  // KEEPALIVE: nothing for a while
@@ -283,6 +285,10 @@ void Primary::add_piece(Link& link, std::uint64_t seq, proto::SendBatch& batch,
     bytes = payloads.back().bytes;
     sent.op = &op;
     op.sending = true;
+  }
+  if (!op.taken) {
+    op.taken = true;
+    op.changed.wake_all();  // its local leg may start now (let_remote_leg_lead)
   }
   batch.add(link.version, nv, bytes);
   pieces.push_back(sent);
@@ -406,6 +412,7 @@ bool Primary::submit(RemoteOp& op, bool may_wait) {
   link.next_seq += op.pieces;
   op.link = link.number;
   op.received = false;
+  op.taken = false;
   op.pieces_received = 0;
   op.pieces_left = op.pieces;
   op.piece_failed = false;
