@@ -21,11 +21,10 @@
 #include <catch2/catch.hpp>
 
 #include "core/assert.h"
-#include "core/fiber/event.h"
 #include "core/io/frontend.h"
 #include "core/replication/node.h"
 #include "sim/world.h"
-#include "tests/support/forwarding_disk.h"
+#include "tests/support/holding_disk.h"
 #include "tests/support/node_pair.h"
 #include "tests/support/queued_frontend.h"
 
@@ -36,6 +35,8 @@ using hast::Duration;
 using hast::Instant;
 using hast::NodeIo;
 using hast::sim::NodeId;
+using hast::test::HoldingDisk;
+using hast::test::HoldParts;
 
 namespace {
 
@@ -45,54 +46,6 @@ constexpr Duration kTimeout = 2s;
 constexpr Duration kReconnect = 200ms;
 constexpr std::uint64_t kTrapOffset = 1 << 20;  // data-area offset of the held write
 constexpr std::uint64_t kWriteBytes = 4096;
-
-// The secondary's disk: once armed, the first write overlapping the trap waits until the
-// test releases it, then goes to the disk; every other operation passes through.
-class HoldingDisk final : public hast::test::ForwardingDisk {
- public:
-  HoldingDisk(hast::Disk& inner, hast::fiber::Scheduler& scheduler, std::uint64_t trap)
-      : ForwardingDisk(inner), release_(scheduler), trap_(trap) {}
-
-  hast::Result<void> write(std::uint64_t offset, std::span<const std::byte> data,
-                           hast::Fua fua) override {
-    if (armed && !held && offset < trap_ + kWriteBytes && trap_ < offset + data.size()) {
-      held = true;
-      HAST_TRY(release_.wait());  // Errc::cancelled when the node dies
-      auto written = inner_.write(offset, data, fua);
-      landed = written.has_value();
-      return written;
-    }
-    return inner_.write(offset, data, fua);
-  }
-  // Call from a fiber of the disk's node.
-  void release() { release_.set(); }
-
-  bool armed = false;
-  bool held = false;    // the trapped write arrived and waits
-  bool landed = false;  // it was released and written
-
- private:
-  hast::fiber::Event release_;
-  std::uint64_t trap_;
-};
-
-// A node's disk (holding once armed) and frontends (the test's queue).
-class HoldParts final : public hast::test::NodeParts {
- public:
-  HoldParts(NodeIo& io, std::uint64_t trap, hast::test::QueuedFrontend*& open)
-      : disk_(io.disk, io.scheduler, trap),
-        disks_(disk_),
-        frontends_(
-            io.scheduler, 16, [](const BlockRequest&, hast::Result<void>) {}, open) {}
-  hast::replication::FrontendFactory& frontends() override { return frontends_; }
-  hast::replication::DiskProvider* disks() override { return &disks_; }
-  HoldingDisk& disk() { return disk_; }
-
- private:
-  HoldingDisk disk_;
-  hast::test::OneDiskProvider disks_;
-  hast::test::QueuedFrontends frontends_;
-};
 
 // hasta primary, hastb secondary in fullsync, the World keeping its log lines. Set-up
 // steps fail with REQUIRE (NodePair).
@@ -108,8 +61,9 @@ class Pair {
                 // Created at each node's first start; both share one layout.
                 if (created != nullptr) local_offset_ = created->local_offset_bytes;
                 HAST_ASSERT(local_offset_ != 0);
-                auto parts = std::make_unique<HoldParts>(io, local_offset_ + kTrapOffset,
-                                                         frontend_);
+                auto parts = std::make_unique<HoldParts>(
+                    io, local_offset_ + kTrapOffset, kWriteBytes, 16,
+                    [](const BlockRequest&, hast::Result<void>) {}, frontend_);
                 if (id == kB) trap_ = &parts->disk();
                 return parts;
               }) {}

@@ -29,11 +29,10 @@
 #include <fmt/format.h>
 
 #include "core/assert.h"
-#include "core/fiber/event.h"
 #include "core/io/frontend.h"
 #include "core/replication/node.h"
 #include "sim/world.h"
-#include "tests/support/forwarding_disk.h"
+#include "tests/support/holding_disk.h"
 #include "tests/support/node_pair.h"
 #include "tests/support/queued_frontend.h"
 
@@ -45,6 +44,8 @@ using hast::Instant;
 using hast::NodeIo;
 using hast::replication::Mutation;
 using hast::sim::NodeId;
+using hast::test::HoldingDisk;
+using hast::test::HoldParts;
 
 namespace {
 
@@ -54,54 +55,7 @@ constexpr Duration kTimeout = 2s;
 constexpr std::uint64_t kTrapOffset = 1 << 20;  // data-area offset of the withheld write
 constexpr std::uint64_t kWriteBytes = 4096;
 
-// The secondary's disk: once armed, the first write overlapping the trap never completes
-// (until the node dies); every other operation passes through.
-class WithholdingDisk final : public hast::test::ForwardingDisk {
- public:
-  WithholdingDisk(hast::Disk& inner, hast::fiber::Scheduler& scheduler, std::uint64_t trap)
-      : ForwardingDisk(inner), never_(scheduler), trap_(trap) {}
-
-  hast::Result<void> write(std::uint64_t offset, std::span<const std::byte> data,
-                           hast::Fua fua) override {
-    if (armed && !withheld && offset < trap_ + kWriteBytes && trap_ < offset + data.size()) {
-      withheld = true;
-      return never_.wait();  // Errc::cancelled when the node dies
-    }
-    return inner_.write(offset, data, fua);
-  }
-
-  bool armed = false;
-  bool withheld = false;  // the trapped write arrived and hangs
-
- private:
-  hast::fiber::Event never_;
-  std::uint64_t trap_;
-};
-
 using Answers = std::map<std::uint64_t, Instant>;  // by request id, when answered
-
-// A node's disk (withholding once armed) and frontends (the test's queue).
-class TrapParts final : public hast::test::NodeParts {
- public:
-  TrapParts(NodeIo& io, std::uint64_t trap, hast::sim::World& world, Answers& answered,
-            hast::test::QueuedFrontend*& open)
-      : disk_(io.disk, io.scheduler, trap),
-        disks_(disk_),
-        frontends_(
-            io.scheduler, 64,
-            [&world, &answered](const BlockRequest& request, hast::Result<void>) {
-              answered[request.id] = world.now();
-            },
-            open) {}
-  hast::replication::FrontendFactory& frontends() override { return frontends_; }
-  hast::replication::DiskProvider* disks() override { return &disks_; }
-  WithholdingDisk& disk() { return disk_; }
-
- private:
-  WithholdingDisk disk_;
-  hast::test::OneDiskProvider disks_;
-  hast::test::QueuedFrontends frontends_;
-};
 
 // hasta primary, hastb secondary in memsync; the test writes through hasta's frontend.
 // Set-up steps fail with REQUIRE (NodePair).
@@ -115,15 +69,20 @@ class Pair {
                .mutation = mutation},
               [this](NodeId id, NodeIo& io, hast::meta::Metadata* created) {
                 HAST_ASSERT(created != nullptr);
-                auto parts = std::make_unique<TrapParts>(
-                    io, created->local_offset_bytes + kTrapOffset, pair_.world(), answered_,
+                // The secondary's trapped write is never released: it hangs until the node
+                // dies.
+                auto parts = std::make_unique<HoldParts>(
+                    io, created->local_offset_bytes + kTrapOffset, kWriteBytes, 64,
+                    [this](const BlockRequest& request, hast::Result<void>) {
+                      answered_[request.id] = world().now();
+                    },
                     frontend_);
                 if (id == kB) trap_ = &parts->disk();
                 return parts;
               }) {}
 
   hast::sim::World& world() { return pair_.world(); }
-  WithholdingDisk& trap() { return *trap_; }
+  HoldingDisk& trap() { return *trap_; }
 
   // Both nodes up, roles set, the pair complete.
   void start() {
@@ -155,7 +114,7 @@ class Pair {
   }
 
   // Before pair_: the node programs refer to these until pair_ has killed them.
-  WithholdingDisk* trap_ = nullptr;
+  HoldingDisk* trap_ = nullptr;
   hast::test::QueuedFrontend* frontend_ = nullptr;
   Answers answered_;
   Answers issued_;
@@ -193,7 +152,7 @@ Outcome overlapping_write_latency(std::uint64_t seed, bool others,
   Instant limit = start + 15 * kTimeout;
   world.run_until([&] { return world.now() >= limit; }, limit);
   // The secondary got W and holds it; W's client had its answer at `received`.
-  HAST_ASSERT(pair.trap().withheld && pair.latency(stuck).has_value() && overlapping);
+  HAST_ASSERT(pair.trap().held && pair.latency(stuck).has_value() && overlapping);
   // The others flowed: each answered at once (at its `received`), the link alive.
   Duration others_max{};
   for (std::uint64_t id : other_ids) {
