@@ -30,6 +30,7 @@
 #include "sim/sim_disk.h"
 #include "sim/world.h"
 #include "tests/support/forwarding_disk.h"
+#include "tests/support/node_pair.h"
 #include "tests/support/sim_fixtures.h"
 
 using hast::NodeIo;
@@ -127,15 +128,10 @@ struct Run {
 // hastd on the disk: becomes primary, then stops. Returns the metadata copy its status
 // reported as primary.
 std::optional<MetadataCopy> become_primary(NodeIo& io) {
-  auto parsed = hast::config::parse(hast::test::kPairConfig);
-  REQUIRE(parsed.has_value());
-  hast::config::NodeIdentity identity;
-  identity.hostname = "hasta";
-  auto resolved = hast::config::resolve(*parsed, identity);
-  REQUIRE(resolved.has_value());
+  auto resolved = hast::test::resolve_pair_config(hast::test::kPairA, hast::test::kPairConfig);
   hast::test::NoFrontends frontends;
   hast::test::NoEvents events;
-  hast::replication::HastNode hast(io, std::move(*resolved), events, frontends, {});
+  hast::replication::HastNode hast(io, std::move(resolved), events, frontends, {});
   REQUIRE(hast.start().has_value());
   auto role = hast.set_role("shared", hast::meta::Role::primary);
   INFO((role ? std::string("ok") : role.error().message()));
@@ -278,16 +274,12 @@ TEST_CASE("Metadata torn: the status and hastctl list report an open from the se
         auto newer = hast::meta::encode_area(after_cut(before), 3);
         REQUIRE(io.disk.write(0, std::span(newer).first(512), hast::Fua::yes).has_value());
 
-        auto parsed = hast::config::parse(hast::test::kPairConfig);
-        REQUIRE(parsed.has_value());
-        hast::config::NodeIdentity identity;
-        identity.hostname = "hasta";
-        auto resolved = hast::config::resolve(*parsed, identity);
-        REQUIRE(resolved.has_value());
-        hast::config::ResourceConfig config = resolved->resources.at(0);
+        auto resolved =
+            hast::test::resolve_pair_config(hast::test::kPairA, hast::test::kPairConfig);
+        hast::config::ResourceConfig config = resolved.resources.at(0);
         hast::test::NoFrontends frontends;
         hast::test::NoEvents events;
-        hast::replication::HastNode hast(io, std::move(*resolved), events, frontends, {});
+        hast::replication::HastNode hast(io, std::move(resolved), events, frontends, {});
         REQUIRE(hast.start().has_value());
         REQUIRE(hast.set_role("shared", hast::meta::Role::secondary).has_value());
         auto status = hast.status("shared");
