@@ -123,12 +123,10 @@ void ActivemapOracle::check_unstable(const Pair& pair, NodeId id, std::string_vi
   std::uint32_t sector = disk.options().sector_size;
   for (const PendingWrite& write : disk.pristine().cache()) {
     if (covered(pair, id, write.offset, write.length)) continue;
-    const std::vector<std::byte> zeroes(write.zeroes() ? sector : 0);
+    std::vector<std::byte> bytes(sector);
     for (std::size_t i = 0; i < write.live.size(); i++) {
       if (!write.live[i]) continue;
-      std::span<const std::byte> bytes =
-          write.zeroes() ? std::span<const std::byte>(zeroes)
-                         : std::span<const std::byte>(write.bytes_at(i * sector), sector);
+      write.read(i * sector, bytes);  // zeroes for a zeroing write
       check_range(pair, id, write.offset + i * sector, bytes,
                   Source{Source::Kind::cached, write.seq}, why);
     }

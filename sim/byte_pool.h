@@ -1,12 +1,13 @@
 // BytePool: recycled byte buffers for the simulator's data path.
 //
-// A simulation moves every client byte through 16 KiB buffers several times (network
-// segments, the disk cache's pieces, the stable image's chunks) and frees them as fast as
-// it allocates them. glibc serves that size from its general bins (a search, a split and
-// a coalesce each time) and hands back memory that is often cold; a per-thread LIFO list
-// of buffers of one capacity costs a pointer move and returns the buffer freed last, still
-// in cache. Only memory is recycled: a buffer's old bytes are always overwritten before
-// they are read (take() returns an empty vector), so nothing a run does depends on the pool.
+// A simulation moves every client byte through 16 KiB network segments and frees them as
+// fast as it allocates them (disk images keep the units they cannot store compactly in
+// such buffers too, sparse_image.h). glibc serves that size from its general bins (a
+// search, a split and a coalesce each time) and hands back memory that is often cold; a
+// per-thread LIFO list of buffers of one capacity costs a pointer move and returns the
+// buffer freed last, still in cache. Only memory is recycled: a buffer's old bytes are
+// always overwritten before they are read (take() returns an empty vector), so nothing a
+// run does depends on the pool.
 //
 // Buffers start on a cache line (PoolBytes): most of a run's copies go into or out of
 // them, and a copy whose destination is off a 64-byte boundary is up to a third slower.
@@ -59,7 +60,7 @@ struct CacheLineAllocator {
   friend bool operator==(const CacheLineAllocator&, const CacheLineAllocator&) { return true; }
 };
 
-// The bytes of a network segment, a cached write's piece or a stable image chunk.
+// The bytes of a network segment, or the raw units of a disk image chunk.
 using PoolBytes = std::vector<std::byte, CacheLineAllocator<std::byte>>;
 
 class BytePool {
@@ -79,6 +80,14 @@ class BytePool {
     if (bytes.size() >= pooled_min && bytes.size() <= buffer_bytes) buffer = take();
     buffer.resize(bytes.size());  // uninitialised, then copied over whole
     if (!bytes.empty()) std::memcpy(buffer.data(), bytes.data(), bytes.size());
+    return buffer;
+  }
+
+  // A buffer of buffer_bytes bytes, uninitialised (the caller writes before it reads),
+  // recycled when one is free.
+  static PoolBytes blank() {
+    PoolBytes buffer = take();
+    buffer.resize(buffer_bytes);
     return buffer;
   }
 

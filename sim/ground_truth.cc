@@ -4,80 +4,20 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <limits>
 #include <optional>
 
 #include <fmt/format.h>
 
 #include "core/assert.h"
 #include "core/prng.h"
+#include "sim/stamp_body.h"
 
 namespace hast::sim {
 namespace {
 
-constexpr std::size_t kStampBytes = 16;
-constexpr std::size_t kBodyWords = (sector_bytes - kStampBytes) / 8;
-static_assert((sector_bytes - kStampBytes) % 16 == 0, "the body is checked 16 bytes at a time");
-
-// Two 64-bit lanes (SSE2 on x86-64, NEON on arm64, plain code elsewhere): stamping and
-// checking every sector of every write and read is a large part of a simulation's time.
-using Lanes = std::uint64_t __attribute__((vector_size(16)));
-
-// The body word at byte `at` is base(write, index) ^ (at + 1) * constant: the second
-// factor depends on the position only, so it is computed once for all sectors.
-constexpr std::array<std::uint64_t, kBodyWords> body_pattern() {
-  std::array<std::uint64_t, kBodyWords> pattern{};
-  for (std::size_t j = 0; j < kBodyWords; j++)
-    pattern[j] = (8 * j + 1) * 0xbf58476d1ce4e5b9ULL;
-  return pattern;
-}
-constexpr std::array<std::uint64_t, kBodyWords> kBodyPattern = body_pattern();
-
-std::uint64_t body_base(WriteId id, std::uint32_t index) {
-  return id * 0x9e3779b97f4a7c15ULL ^ (std::uint64_t{index} << 40);
-}
-
-// The bytes after the stamp: a function of (write, sector index) only. Cheap on purpose
-// (every write is stamped and every read checked): distinct words per position, so a
-// torn, shifted or foreign sector body never matches.
-void fill_body(WriteId id, std::uint32_t index, std::span<std::byte> body) {
-  HAST_ASSERT(body.size() == kBodyWords * 8);
-  const std::uint64_t base = body_base(id, index);
-  const Lanes bases = {base, base};
-  for (std::size_t j = 0; j < kBodyWords; j += 2) {
-    Lanes pattern;
-    std::memcpy(&pattern, kBodyPattern.data() + j, sizeof pattern);
-    const Lanes words = bases ^ pattern;
-    std::memcpy(body.data() + 8 * j, &words, sizeof words);
-  }
-}
-
-// True when `body` is what fill_body(id, index, ...) writes: compared as it is generated,
-// without a copy.
-bool body_matches(WriteId id, std::uint32_t index, std::span<const std::byte> body) {
-  HAST_ASSERT(body.size() == kBodyWords * 8);
-  const std::uint64_t base = body_base(id, index);
-  const Lanes bases = {base, base};
-  Lanes differ = {0, 0};
-  for (std::size_t j = 0; j < kBodyWords; j += 2) {
-    Lanes pattern;
-    Lanes words;
-    std::memcpy(&pattern, kBodyPattern.data() + j, sizeof pattern);
-    std::memcpy(&words, body.data() + 8 * j, sizeof words);
-    differ |= words ^ pattern ^ bases;
-  }
-  return (differ[0] | differ[1]) == 0;
-}
-
-bool all_zero(std::span<const std::byte> sector) {
-  HAST_ASSERT(sector.size() % 8 == 0);
-  std::uint64_t any = 0;
-  for (std::size_t at = 0; at < sector.size(); at += 8) {
-    std::uint64_t word = 0;
-    std::memcpy(&word, sector.data() + at, 8);
-    any |= word;
-  }
-  return any == 0;
-}
+constexpr std::size_t kStampBytes = stamp_body::stamp_bytes;
+static_assert(kStampBytes + stamp_body::body_bytes == sector_bytes);
 
 }  // namespace
 
@@ -85,13 +25,17 @@ void stamp_sectors(WriteId id, std::span<std::byte> data) {
   HAST_ASSERT(id != 0);
   HAST_ASSERT(data.size() % sector_bytes == 0);
   for (std::size_t s = 0; s < data.size() / sector_bytes; s++) {
-    std::byte* sector = data.data() + s * sector_bytes;
-    auto index = static_cast<std::uint32_t>(s);
-    std::memcpy(sector, &stamp_magic, 4);
-    std::memcpy(sector + 4, &id, 8);
-    std::memcpy(sector + 12, &index, 4);
-    fill_body(id, index, {sector + kStampBytes, sector_bytes - kStampBytes});
+    stamp_sector(id, static_cast<std::uint32_t>(s), data.subspan(s * sector_bytes, sector_bytes));
   }
+}
+
+void stamp_sector(WriteId id, std::uint32_t index, std::span<std::byte> sector) {
+  HAST_ASSERT(id != 0);
+  HAST_ASSERT(sector.size() == sector_bytes);
+  std::memcpy(sector.data(), &stamp_magic, 4);
+  std::memcpy(sector.data() + 4, &id, 8);
+  std::memcpy(sector.data() + 12, &index, 4);
+  stamp_body::fill(stamp_body::base(id, index), sector.data() + kStampBytes);
 }
 
 SectorValue decode_sector(std::span<const std::byte> sector) {
@@ -100,10 +44,11 @@ SectorValue decode_sector(std::span<const std::byte> sector) {
   std::uint32_t magic = 0;
   std::memcpy(&magic, sector.data(), 4);
   // A stamped sector is never all zero (the magic is not), so the magic decides first.
-  if (magic != stamp_magic) return all_zero(sector) ? SectorValue{} : value;
+  if (magic != stamp_magic) return stamp_body::all_zero(sector.data()) ? SectorValue{} : value;
   std::memcpy(&value.id, sector.data() + 4, 8);
   std::memcpy(&value.index, sector.data() + 12, 4);
-  if (value.id == 0 || !body_matches(value.id, value.index, sector.subspan(kStampBytes))) {
+  if (value.id == 0 ||
+      !stamp_body::matches(stamp_body::base(value.id, value.index), sector.data() + kStampBytes)) {
     return SectorValue{SectorValue::Kind::garbage};
   }
   value.kind = SectorValue::Kind::stamped;
@@ -120,9 +65,16 @@ WriteId GroundTruth::begin_write(std::uint64_t offset, std::uint64_t length, boo
   writes_.back().may_be_lost = split_brain_;
   const std::uint64_t end = (offset + length) / sector_bytes;
   if (newest_.size() < end) newest_.resize(end, 0);
+  const std::uint64_t limit = std::numeric_limits<std::uint32_t>::max();
+  HAST_ASSERT_MSG(id <= limit && entry_count_ + (end - offset / sector_bytes) <= limit,
+                  "ground truth: more writes or sector entries than it can index");
   for (std::uint64_t s = offset / sector_bytes; s < end; s++) {
-    entries_.push_back(SectorEntry{id, newest_[s]});
-    newest_[s] = entries_.size();
+    if (entry_count_ % entry_block == 0) {
+      entry_blocks_.push_back(std::make_unique_for_overwrite<SectorEntry[]>(entry_block));
+    }
+    entry_blocks_.back()[entry_count_ % entry_block] =
+        SectorEntry{static_cast<std::uint32_t>(id), newest_[s]};
+    newest_[s] = static_cast<std::uint32_t>(++entry_count_);
   }
   return id;
 }
@@ -131,11 +83,11 @@ template <typename Fn>
 bool GroundTruth::any_write_newest_first(std::uint64_t sector, Fn&& fn) const {
   std::uint64_t at = sector < newest_.size() ? newest_[sector] : 0;
   while (at != 0) {
-    HAST_ASSERT(at <= entries_.size());
-    const SectorEntry& entry = entries_[at - 1];
-    if (fn(entry.id)) return true;
-    HAST_ASSERT(entry.older < at);
-    at = entry.older;
+    HAST_ASSERT(at <= entry_count_);
+    const SectorEntry& found = entry(at - 1);
+    if (fn(WriteId{found.id})) return true;
+    HAST_ASSERT(found.older < at);
+    at = found.older;
   }
   return false;
 }

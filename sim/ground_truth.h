@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -35,6 +36,9 @@ inline constexpr std::size_t sector_bytes = 512;
 
 // Fills `data` (whole sectors) with the stamped content of write `id`.
 void stamp_sectors(WriteId id, std::span<std::byte> data);
+// Fills `sector` (sector_bytes) with sector `index` of write `id`: what stamp_sectors
+// writes there, so decode_sector() of it gives back (id, index).
+void stamp_sector(WriteId id, std::uint32_t index, std::span<std::byte> sector);
 
 // What one sector holds: a write's stamp, zero, or garbage (a violation by itself).
 struct SectorValue {
@@ -154,13 +158,20 @@ class GroundTruth {
   // appends one entry per sector it covers, next to each other, so the entries a read of
   // consecutive sectors looks at are close in memory (a list per sector missed the cache
   // on every sector). `newest_` is indexed by sector and grown to the highest sector
-  // written (the clients' devices are small); 0 means none, else an index + 1.
+  // written (the clients' devices are small); 0 means none, else an index + 1. The array
+  // is kept in blocks of entry_block entries: growing it never copies what it holds
+  // (a run appends about a million entries).
   struct SectorEntry {
-    WriteId id = 0;
-    std::uint64_t older = 0;  // the previous entry of the same sector (index + 1), or 0
+    std::uint32_t id = 0;     // the write (asserted to fit)
+    std::uint32_t older = 0;  // the previous entry of the same sector (index + 1), or 0
   };
-  std::vector<SectorEntry> entries_;
-  std::vector<std::uint64_t> newest_;
+  static constexpr std::uint64_t entry_block = std::uint64_t{1} << 16;
+  const SectorEntry& entry(std::uint64_t index) const {
+    return entry_blocks_[index / entry_block][index % entry_block];
+  }
+  std::vector<std::unique_ptr<SectorEntry[]>> entry_blocks_;
+  std::uint64_t entry_count_ = 0;
+  std::vector<std::uint32_t> newest_;
   std::vector<Flush> flushes_;
   std::vector<Violation> violations_;
   std::uint64_t reads_checked_ = 0;

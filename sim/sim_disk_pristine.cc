@@ -8,13 +8,9 @@
 #include <utility>
 
 #include "core/assert.h"
-#include "sim/byte_pool.h"
 
 namespace hast::sim {
 namespace {
-
-static_assert(SparseImage::chunk_bytes == BytePool::buffer_bytes,
-              "stable chunks and cache pieces are recycled through the BytePool");
 
 // Calls fn(first, count) for every run of consecutive set bits of `mask`, in order.
 template <typename Fn>
@@ -37,218 +33,18 @@ void for_each_run(const SectorMask& mask, Fn&& fn) {
   HAST_ASSERT(covered <= mask.size());
 }
 
-std::uint64_t mix64(std::uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-bool all_zero(std::span<const std::byte> bytes) {
-  return std::all_of(bytes.begin(), bytes.end(), [](std::byte b) { return b == std::byte{0}; });
-}
-
 }  // namespace
-
-// ---- SparseImage ----
-
-SparseImage::SparseImage(std::uint64_t size_bytes) : size_(size_bytes) {
-  HAST_ASSERT(size_bytes > 0);
-  HAST_ASSERT(size_bytes % 512 == 0);
-}
-
-SparseImage::SparseImage(const SparseImage& other)
-    : size_(other.size_),
-      chunk_count_(other.chunk_count_),
-      stamp_clock_(other.stamp_clock_),
-      floor_(other.floor_) {
-  pages_.reserve(other.pages_.size());
-  for (const auto& page : other.pages_)
-    pages_.push_back(page ? std::make_unique<Page>(*page) : nullptr);
-}
-
-SparseImage& SparseImage::operator=(const SparseImage& other) {
-  if (this != &other) *this = SparseImage(other);
-  return *this;
-}
-
-SparseImage::Chunk& SparseImage::entry(std::uint64_t index) {
-  HAST_ASSERT(index * chunk_bytes < size_);
-  const std::uint64_t page = index / page_chunks;
-  if (page >= pages_.size()) pages_.resize(page + 1);
-  if (!pages_[page]) pages_[page] = std::make_unique<Page>();
-  return (*pages_[page])[index % page_chunks];
-}
-
-template <typename Fn>
-void SparseImage::for_each_chunk(Fn&& fn) const {
-  for (std::uint64_t page = 0; page < pages_.size(); page++) {
-    if (!pages_[page]) continue;
-    for (std::uint64_t k = 0; k < page_chunks; k++) {
-      const Chunk& chunk = (*pages_[page])[k];
-      if (!chunk.bytes.empty()) fn(page * page_chunks + k, std::span<const std::byte>(chunk.bytes));
-    }
-  }
-}
-
-void SparseImage::read(std::uint64_t offset, std::span<std::byte> out) const {
-  HAST_ASSERT(offset <= size_);
-  HAST_ASSERT(out.size() <= size_ - offset);
-  std::uint64_t done = 0;
-  while (done < out.size()) {
-    const std::uint64_t position = offset + done;
-    const std::uint64_t within = position % chunk_bytes;
-    const std::uint64_t count = std::min<std::uint64_t>(chunk_bytes - within, out.size() - done);
-    const std::byte* bytes = chunk_data(position / chunk_bytes);
-    if (bytes == nullptr) {
-      std::memset(out.data() + done, 0, count);
-    } else {
-      std::memcpy(out.data() + done, bytes + within, count);
-    }
-    done += count;
-  }
-}
-
-void SparseImage::write(std::uint64_t offset, std::span<const std::byte> data) {
-  HAST_ASSERT(offset <= size_);
-  HAST_ASSERT(data.size() <= size_ - offset);
-  std::uint64_t done = 0;
-  while (done < data.size()) {
-    const std::uint64_t position = offset + done;
-    const std::uint64_t within = position % chunk_bytes;
-    const std::uint64_t count = std::min<std::uint64_t>(chunk_bytes - within, data.size() - done);
-    Chunk& chunk = entry(position / chunk_bytes);
-    if (chunk.bytes.empty()) {
-      chunk_count_++;
-      if (count == chunk_bytes) {
-        chunk.bytes = BytePool::copy_of(data.subspan(done, count));
-      } else {
-        chunk.bytes = BytePool::zeroes();
-        std::memcpy(chunk.bytes.data() + within, data.data() + done, count);
-      }
-    } else {
-      std::memcpy(chunk.bytes.data() + within, data.data() + done, count);
-    }
-    touch(chunk);
-    done += count;
-  }
-}
-
-void SparseImage::zero(std::uint64_t offset, std::uint64_t length) {
-  HAST_ASSERT(offset <= size_);
-  HAST_ASSERT(length <= size_ - offset);
-  if (length == 0) return;
-  const std::uint64_t end = offset + length;
-  // Only allocated chunks need work; absent pages are skipped whole, which keeps a 1 GiB
-  // discard cheap.
-  for (std::uint64_t index = offset / chunk_bytes; index * chunk_bytes < end;) {
-    const std::uint64_t page = index / page_chunks;
-    if (page >= pages_.size()) break;
-    if (!pages_[page]) {
-      index = (page + 1) * page_chunks;
-      continue;
-    }
-    Chunk& chunk = (*pages_[page])[index % page_chunks];
-    if (!chunk.bytes.empty()) {
-      const std::uint64_t chunk_start = index * chunk_bytes;
-      const std::uint64_t from = std::max(offset, chunk_start);
-      const std::uint64_t to = std::min(end, chunk_start + chunk_bytes);
-      touch(chunk);
-      if (from == chunk_start && to == chunk_start + chunk_bytes) {
-        BytePool::give(std::move(chunk.bytes));
-        chunk.bytes.clear();
-        chunk_count_--;
-      } else {
-        std::memset(chunk.bytes.data() + (from - chunk_start), 0, to - from);
-      }
-    }
-    index++;
-  }
-}
-
-std::uint64_t SparseImage::chunk_stamp(std::uint64_t index) const {
-  HAST_ASSERT(index * chunk_bytes < size_);
-  const Chunk* chunk = find(index);
-  return chunk == nullptr ? floor_ : std::max(floor_, chunk->stamp);
-}
-
-std::optional<std::uint64_t> SparseImage::first_difference(const SparseImage& other,
-                                                           std::uint64_t offset,
-                                                           std::uint64_t length) const {
-  HAST_ASSERT(other.size_ == size_);
-  HAST_ASSERT(offset <= size_ && length <= size_ - offset);
-  static const std::vector<std::byte> zeroes(chunk_bytes);
-  for (std::uint64_t done = 0; done < length;) {
-    const std::uint64_t position = offset + done;
-    const std::uint64_t within = position % chunk_bytes;
-    const std::uint64_t count = std::min<std::uint64_t>(chunk_bytes - within, length - done);
-    const std::byte* mine = chunk_data(position / chunk_bytes);
-    const std::byte* theirs = other.chunk_data(position / chunk_bytes);
-    const std::byte* a = (mine == nullptr ? zeroes.data() : mine) + within;
-    const std::byte* b = (theirs == nullptr ? zeroes.data() : theirs) + within;
-    if (a != b && std::memcmp(a, b, count) != 0) {
-      return position + static_cast<std::uint64_t>(std::mismatch(a, a + count, b).first - a);
-    }
-    done += count;
-  }
-  return std::nullopt;
-}
-
-std::vector<std::uint64_t> SparseImage::chunk_indices() const {
-  std::vector<std::uint64_t> indices;
-  indices.reserve(chunk_count_);
-  for_each_chunk(
-      [&](std::uint64_t index, std::span<const std::byte>) { indices.push_back(index); });
-  HAST_ASSERT(indices.size() == chunk_count_);
-  HAST_ASSERT(std::is_sorted(indices.begin(), indices.end()));
-  return indices;
-}
-
-std::uint64_t SparseImage::content_hash() const {
-  ContentHasher hasher;
-  for_each_chunk([&](std::uint64_t index, std::span<const std::byte> bytes) {
-    hasher.add_chunk(index, bytes);
-  });
-  return hasher.value();
-}
-
-void ContentHasher::add_chunk(std::uint64_t index, std::span<const std::byte> bytes) {
-  HAST_ASSERT(bytes.size() == SparseImage::chunk_bytes);
-  HAST_ASSERT(bytes.size() % 8 == 0);
-  if (all_zero(bytes)) return;
-  std::uint64_t state = mix64(state_ ^ index);
-  for (std::size_t i = 0; i < bytes.size(); i += 8) {
-    std::uint64_t word = 0;
-    std::memcpy(&word, bytes.data() + i, 8);
-    state = (state ^ word) * 0x100000001b3ULL;
-    state ^= state >> 29;
-  }
-  state_ = mix64(state + index);
-}
-
-void SparseImage::adopt_chunk(std::uint64_t index, PoolBytes&& bytes) {
-  HAST_ASSERT(bytes.size() == chunk_bytes);
-  HAST_ASSERT((index + 1) * chunk_bytes <= size_);
-  Chunk& chunk = entry(index);
-  if (chunk.bytes.empty()) {
-    chunk_count_++;
-  } else {
-    BytePool::give(std::move(chunk.bytes));
-  }
-  chunk.bytes = std::move(bytes);
-  touch(chunk);
-}
 
 // ---- PendingWrite ----
 
-const std::byte* PendingWrite::bytes_at(std::uint64_t position) const {
-  HAST_ASSERT(!zeroes());
-  HAST_ASSERT(position < length);
-  const std::uint64_t chunk = SparseImage::chunk_bytes;
-  const std::uint64_t k = (offset + position) / chunk - offset / chunk;
-  HAST_ASSERT(k < pieces.size());
-  const std::uint64_t local = (offset + position) % chunk - (k == 0 ? offset % chunk : 0);
-  HAST_ASSERT(local < pieces[k].size());
-  return pieces[k].data() + local;
+void PendingWrite::read(std::uint64_t position, std::span<std::byte> out) const {
+  HAST_ASSERT(position % unit_bytes == 0 && out.size() % unit_bytes == 0);
+  HAST_ASSERT(position <= length && out.size() <= length - position);
+  if (zeroes()) {
+    std::memset(out.data(), 0, out.size());
+    return;
+  }
+  units.read(position / unit_bytes, out);
 }
 
 // ---- CrashState ----
@@ -311,18 +107,7 @@ std::uint64_t PristineDisk::accept(std::uint64_t offset, std::uint64_t length,
   PendingWrite write;
   write.offset = offset;
   write.length = length;
-  // Split at chunk boundaries (the one copy of the bytes the device keeps).
-  if (!data.empty()) {
-    write.pieces.reserve((offset + length - 1) / SparseImage::chunk_bytes -
-                         offset / SparseImage::chunk_bytes + 1);
-  }
-  for (std::uint64_t done = 0; done < data.size();) {
-    const std::uint64_t within = (offset + done) % SparseImage::chunk_bytes;
-    const std::uint64_t count =
-        std::min<std::uint64_t>(SparseImage::chunk_bytes - within, data.size() - done);
-    write.pieces.push_back(BytePool::copy_of(data.subspan(done, count)));
-    done += count;
-  }
+  if (!data.empty()) write.units = UnitRun(data);  // the one copy the device keeps
   write.live = mask != nullptr ? *mask : full_mask(length);
   HAST_ASSERT(write.live.size() == length / options_.sector_size);
   write.seq = next_seq_++;
@@ -354,21 +139,15 @@ void PristineDisk::kill_cached_sectors(std::uint64_t offset, const SectorMask& s
 void PristineDisk::apply_to(SparseImage& image, const PendingWrite& write,
                             const SectorMask& sectors) const {
   HAST_ASSERT(sectors.size() == write.sector_count());
-  HAST_ASSERT(write.zeroes() || write.pieces.size() >= 1);
+  HAST_ASSERT(write.zeroes() || write.units.size() * unit_bytes == write.length);
   const std::uint64_t sector = options_.sector_size;
+  const std::uint64_t per_sector = sector / unit_bytes;
   for_each_run(sectors, [&](std::size_t first, std::size_t count) {
     const std::uint64_t at = write.offset + first * sector;
     if (write.zeroes()) {
       image.zero(at, count * sector);
-      return;
-    }
-    // A run may span chunk pieces: write it piece by piece.
-    const std::uint64_t end = (first + count) * sector;
-    for (std::uint64_t position = first * sector; position < end;) {
-      const std::uint64_t within = (write.offset + position) % SparseImage::chunk_bytes;
-      const std::uint64_t part = std::min(SparseImage::chunk_bytes - within, end - position);
-      image.write(write.offset + position, std::span(write.bytes_at(position), part));
-      position += part;
+    } else {
+      image.write_units(at, write.units, first * per_sector, count * per_sector);
     }
   });
 }
@@ -393,8 +172,7 @@ void PristineDisk::overlay_onto(const PendingWrite& write, const SectorMask& sec
   const std::uint64_t end = offset + out.size();
   if (write.offset >= end || write.offset + write.length <= offset) return;
   const std::uint64_t sector = options_.sector_size;
-  // The write's sectors inside [offset, end), copied a run of set bits at a time (each
-  // run split where the write's chunk pieces end).
+  // The write's sectors inside [offset, end), expanded a run of set bits at a time.
   const std::size_t first = offset > write.offset ? (offset - write.offset) / sector : 0;
   const std::size_t last = std::min<std::size_t>(sectors.size(), (end - write.offset) / sector);
   std::size_t i = first;
@@ -407,20 +185,9 @@ void PristineDisk::overlay_onto(const PendingWrite& write, const SectorMask& sec
     while (run_end < last && sectors[run_end]) {
       run_end++;
     }
-    std::uint64_t position = i * sector;  // from the write's start
+    const std::uint64_t position = i * sector;  // from the write's start
     const std::uint64_t stop = run_end * sector;
-    std::byte* target = out.data() + (write.offset + position - offset);
-    if (write.zeroes()) {
-      std::memset(target, 0, stop - position);
-    } else {
-      while (position < stop) {
-        const std::uint64_t within = (write.offset + position) % SparseImage::chunk_bytes;
-        const std::uint64_t part = std::min(SparseImage::chunk_bytes - within, stop - position);
-        std::memcpy(target, write.bytes_at(position), part);
-        target += part;
-        position += part;
-      }
-    }
+    write.read(position, out.subspan(write.offset + position - offset, stop - position));
     i = run_end;
   }
 }
@@ -428,29 +195,9 @@ void PristineDisk::overlay_onto(const PendingWrite& write, const SectorMask& sec
 void PristineDisk::destage_front() {
   HAST_ASSERT(!cache_.empty());
   PendingWrite& front = cache_.front();
-  const bool whole = std::all_of(front.live.begin(), front.live.end(), [](bool b) { return b; });
-  if (whole && !front.zeroes()) {
-    // Pieces that fill a chunk replace it as they are; the others are copied in.
-    const std::uint64_t first_chunk = front.offset / SparseImage::chunk_bytes;
-    std::uint64_t position = 0;
-    for (std::size_t k = 0; k < front.pieces.size(); k++) {
-      PoolBytes& piece = front.pieces[k];
-      const std::uint64_t size = piece.size();
-      if (size == SparseImage::chunk_bytes) {
-        stable_.adopt_chunk(first_chunk + k, std::move(piece));
-      } else {
-        stable_.write(front.offset + position, piece);
-      }
-      position += size;
-    }
-    HAST_ASSERT(position == front.length);
-  } else {
-    apply_to(stable_, front, front.live);
-  }
+  apply_to(stable_, front, front.live);
   HAST_ASSERT(cache_bytes_ >= front.byte_count());
   cache_bytes_ -= front.byte_count();
-  for (PoolBytes& piece : front.pieces)
-    BytePool::give(std::move(piece));
   cache_.pop_front();
   generation_++;
 }

@@ -5,7 +5,7 @@
 // FoundationDB AsyncFileNonDurable): the device keeps
 // - `stable`: the bytes that survive a power loss, stored sparsely (chunks of
 //   SparseImage::chunk_bytes, absent chunks read as zeroes), so a 1 GiB simulated disk
-//   costs memory only for what was written;
+//   costs memory only for what was written, and compactly (sparse_image.h);
 // - `cache`: the writes the device accepted but has not made durable, in acceptance order.
 //   Reads see stable with the cache applied on top, oldest first.
 // A write goes to the cache (or straight to stable without a volatile cache); a FUA write
@@ -37,120 +37,31 @@
 
 #include "core/io/disk.h"
 #include "core/io/random.h"
-#include "sim/byte_pool.h"
+#include "sim/sector_units.h"
+#include "sim/sparse_image.h"
 
 namespace hast::sim {
 
 // One bit per sector of a request: which sectors take part.
 using SectorMask = std::vector<bool>;
 
-// A disk image stored sparsely in fixed-size chunks; absent chunks are zeroes. Chunks are
-// found through a two-level table (pages of page_chunks chunks, allocated on first use),
-// so a lookup is two indexings and a 1 GiB image costs memory only for what was written.
-class SparseImage {
- public:
-  static constexpr std::uint64_t chunk_bytes = 16 * 1024;
-
-  explicit SparseImage(std::uint64_t size_bytes);
-  SparseImage(const SparseImage& other);
-  SparseImage& operator=(const SparseImage& other);
-  SparseImage(SparseImage&&) noexcept = default;
-  SparseImage& operator=(SparseImage&&) noexcept = default;
-  ~SparseImage() = default;
-
-  std::uint64_t size() const { return size_; }
-  // Copies bytes [offset, offset + out.size()) into `out`. The range lies within size().
-  void read(std::uint64_t offset, std::span<std::byte> out) const;
-  void write(std::uint64_t offset, std::span<const std::byte> data);
-  // Replaces chunk `index` whole with `bytes` (chunk_bytes of them), without a copy.
-  void adopt_chunk(std::uint64_t index, PoolBytes&& bytes);
-  // Sets `length` bytes at `offset` to zero, releasing the chunks it covers whole.
-  void zero(std::uint64_t offset, std::uint64_t length);
-  void clear() {
-    pages_.clear();
-    chunk_count_ = 0;
-    floor_ = ++stamp_clock_;
-  }
-  std::size_t chunk_count() const { return chunk_count_; }
-  // Indices of the allocated chunks, ascending.
-  std::vector<std::uint64_t> chunk_indices() const;
-  // ContentHasher value over the image: equal bytes give equal hashes, whatever the
-  // chunks that happen to be allocated.
-  std::uint64_t content_hash() const;
-  // A number that grows whenever a byte of chunk `index` may have changed (a write, zero
-  // or clear touching it), so an unchanged stamp means unchanged bytes: an oracle skips
-  // what it already compared. 0 for a chunk never touched since the image was created.
-  std::uint64_t chunk_stamp(std::uint64_t index) const;
-  // The first offset in [offset, offset + length) where this image and `other` (of the
-  // same size) differ, or nullopt. Compares in place: nothing is copied.
-  std::optional<std::uint64_t> first_difference(const SparseImage& other, std::uint64_t offset,
-                                                std::uint64_t length) const;
-
- private:
-  struct Chunk {
-    PoolBytes bytes;          // chunk_bytes bytes, or empty: absent (zeroes)
-    std::uint64_t stamp = 0;  // of its last change; kept after the chunk is released
-  };
-  static constexpr std::uint64_t page_chunks = 256;
-  using Page = std::array<Chunk, page_chunks>;
-
-  // The chunk's entry, or null when its page was never allocated.
-  const Chunk* find(std::uint64_t index) const {
-    const std::uint64_t page = index / page_chunks;
-    if (page >= pages_.size() || !pages_[page]) return nullptr;
-    return &(*pages_[page])[index % page_chunks];
-  }
-  // The allocated bytes of chunk `index`, or null for an absent chunk.
-  const std::byte* chunk_data(std::uint64_t index) const {
-    const Chunk* chunk = find(index);
-    return chunk == nullptr || chunk->bytes.empty() ? nullptr : chunk->bytes.data();
-  }
-  // The chunk's entry, allocating its page when needed.
-  Chunk& entry(std::uint64_t index);
-  // `chunk` (the entry of chunk `index`) changed now.
-  void touch(Chunk& chunk) { chunk.stamp = ++stamp_clock_; }
-  // Calls fn(index, bytes) for every allocated chunk, ascending.
-  template <typename Fn>
-  void for_each_chunk(Fn&& fn) const;
-
-  std::uint64_t size_;
-  std::vector<std::unique_ptr<Page>> pages_;  // grown on demand, up to size_'s chunks
-  std::size_t chunk_count_ = 0;
-  std::uint64_t stamp_clock_ = 0;
-  // Stamps below floor_ are stale: clear() changed everything at floor_.
-  std::uint64_t floor_ = 0;
-};
-
-// Hash of a disk image fed chunk by chunk in ascending index order. All-zero chunks are
-// skipped, so an absent chunk and a zeroed one hash alike.
-class ContentHasher {
- public:
-  void add_chunk(std::uint64_t index, std::span<const std::byte> bytes);
-  std::uint64_t value() const { return state_; }
-
- private:
-  std::uint64_t state_ = 0x243f6a8885a308d3ULL;
-};
-
-// A write the device accepted and has not made durable. Its bytes are kept split at the
-// SparseImage's chunk boundaries, so destaging hands whole chunks to the stable image
-// without copying them.
+// A write the device accepted and has not made durable. Its bytes are kept as units
+// (sector_units.h: stamped and zero units as their 16-byte value), so destaging it moves
+// heads, not bytes.
 struct PendingWrite {
   std::uint64_t seq = 0;  // acceptance order, from 1
   std::uint64_t offset = 0;
   std::uint64_t length = 0;
-  // pieces[k]: the write's bytes inside image chunk offset / chunk_bytes + k. No pieces:
-  // the write stores zeroes (a zeroing discard).
-  std::vector<PoolBytes> pieces;
+  UnitRun units;    // one per unit_bytes of the write; none: the write stores zeroes
   SectorMask live;  // false once a later FUA write made the sector durable
 
-  bool zeroes() const { return pieces.empty(); }
+  bool zeroes() const { return units.empty(); }
   std::size_t sector_count() const { return live.size(); }
-  // Bytes held (0 for zeroes).
+  // Bytes the write stands for, as the cache bounds count them (0 for zeroes).
   std::uint64_t byte_count() const { return zeroes() ? 0 : length; }
-  // The stored byte at `position` (from the write's start) and those after it up to the
-  // end of its chunk piece. Not for a zeroes write.
-  const std::byte* bytes_at(std::uint64_t position) const;
+  // Writes the write's bytes [position, position + out.size()) into `out`: whole units
+  // within the write. Zeroes for a zeroes write.
+  void read(std::uint64_t position, std::span<std::byte> out) const;
 };
 
 // One cached write (by its position in the cache) and the sectors of it that land.

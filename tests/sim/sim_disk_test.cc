@@ -21,6 +21,7 @@
 #include <catch2/catch.hpp>
 
 #include "core/prng.h"
+#include "sim/ground_truth.h"
 #include "sim/node.h"
 #include "sim/sim_disk.h"
 #include "sim/world.h"
@@ -44,10 +45,18 @@ namespace {
 
 using Bytes = std::vector<std::byte>;
 
-// The bytes of one sector carrying `tag`; tag 0 is all zeroes.
+// The bytes of one sector carrying `tag`; tag 0 is all zeroes. An odd tag gives the
+// workload's stamped data (each 512-byte unit stamp_sector(tag, unit)), which the disk
+// keeps compact, an even one a pattern it keeps whole: consecutive sectors alternate, so
+// every test here runs both kinds of storage, side by side in the same writes.
 Bytes sector_bytes(std::uint64_t tag, std::uint32_t sector_size) {
   Bytes bytes(sector_size, std::byte{0});
   if (tag == 0) return bytes;
+  if (tag % 2 == 1) {
+    for (std::uint32_t unit = 0; unit < sector_size / 512; unit++)
+      hast::sim::stamp_sector(tag, unit, std::span(bytes).subspan(unit * 512, 512));
+    return bytes;
+  }
   std::memcpy(bytes.data(), &tag, sizeof tag);
   for (std::size_t i = sizeof tag; i < bytes.size(); i++) {
     bytes[i] = static_cast<std::byte>((tag * 131 + i * 7) & 0xff);
@@ -69,6 +78,9 @@ Bytes run_bytes(std::uint64_t first_tag, std::size_t count, std::uint32_t sector
 std::optional<std::uint64_t> decode(std::span<const std::byte> sector) {
   std::uint64_t tag = 0;
   std::memcpy(&tag, sector.data(), sizeof tag);
+  if (std::memcmp(sector.data(), &hast::sim::stamp_magic, 4) == 0) {
+    std::memcpy(&tag, sector.data() + 4, sizeof tag);  // a stamp: magic, then the write
+  }
   Bytes expected = sector_bytes(tag, static_cast<std::uint32_t>(sector.size()));
   if (!std::equal(sector.begin(), sector.end(), expected.begin())) return std::nullopt;
   return tag;
