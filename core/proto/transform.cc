@@ -37,8 +37,11 @@ std::uint32_t load_u32(const std::byte* in) {
   return value;
 }
 
+// Zero first byte, and every byte equal to the one before it: memcmp compares words at a
+// time (a byte loop was ~3 % of the simulator's light workload on all-zero reads).
 bool all_zero(std::span<const std::byte> data) {
-  return std::all_of(data.begin(), data.end(), [](std::byte b) { return b == std::byte{0}; });
+  if (data.empty()) return true;
+  return data[0] == std::byte{0} && std::memcmp(data.data(), data.data() + 1, data.size() - 1) == 0;
 }
 
 // hole: the 4-byte length of an all-zero buffer whose length is a multiple of 8, else

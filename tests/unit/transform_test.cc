@@ -210,11 +210,13 @@ TEST_CASE("Transform: hole only for all-zero buffers of a multiple of 8", "[unit
   auto [zero12, out12] = send(Bytes(12), Compression::hole, Checksum::none);
   CHECK_FALSE(zero12.exists("compression"));
   CHECK(out12 == Bytes(12));
-  Bytes almost(4096);
-  almost[4095] = std::byte{1};
-  auto [nonzero, out] = send(almost, Compression::hole, Checksum::none);
-  CHECK_FALSE(nonzero.exists("compression"));
-  CHECK(out == almost);
+  for (std::size_t at : {0, 1, 7, 2048, 4095}) {  // one non-zero byte anywhere
+    Bytes almost(4096);
+    almost[at] = std::byte{1};
+    auto [nonzero, out] = send(almost, Compression::hole, Checksum::none);
+    CHECK_FALSE(nonzero.exists("compression"));
+    CHECK(out == almost);
+  }
   auto [zero8, out8] = send(Bytes(8), Compression::hole, Checksum::none);
   CHECK(zero8.get_string("compression") == "hole");
   CHECK(out8 == raw({8, 0, 0, 0}));
