@@ -99,6 +99,9 @@ class Resource {
   std::uint8_t version_ = 1;
   bool session_up_ = false;
   bool split_brain_reported_ = false;
+  // Bumped by every HELLO and role change: a HELLO that waited (on_hello) goes on only if
+  // nothing newer began meanwhile.
+  std::uint64_t hello_epoch_ = 0;
   fiber::TaskGroup sessions_;
 };
 
@@ -118,8 +121,9 @@ Result<meta::Role> Resource::set_role(meta::Role role, bool force) {
   }
   log_info(context_.io.log, "[{}] Role changed to {}.", context_.config.name,
            meta::role_name(role));
+  role_ = meta::Role::init;  // first: a HELLO waiting on the old session sees it (on_hello)
+  hello_epoch_++;
   stop_role();
-  role_ = meta::Role::init;
   auto started = start_role(role);
   if (!started) {
     log_error(context_.io.log, "[{}] Unable to start as {}: {}", context_.config.name,
@@ -221,6 +225,10 @@ Result<void> Resource::start_role(meta::Role role) {
 // attempt, retried later). A group cancelled here stays cancelled (no session can start)
 // until a later first connection finds it empty.
 void Resource::on_hello(std::shared_ptr<Connection> connection, std::uint8_t version) {
+  // Several HELLOs may wait here at once (a primary that restarted again, or gave up on
+  // this answer and retried): only the newest may leave a half-made pair, and none after a
+  // role change began.
+  std::uint64_t epoch = ++hello_epoch_;
   first_.reset();
   sessions_.cancel();
   auto joined = sessions_.join(context_.deadline(context_.timing.timeout / 2));
@@ -235,15 +243,19 @@ void Resource::on_hello(std::shared_ptr<Connection> connection, std::uint8_t ver
   }
   // The role may have changed while this waited.
   if (refuse_unless_secondary(*connection, context_.deadline(context_.timing.timeout))) return;
+  if (epoch != hello_epoch_) return connection->close();  // a newer HELLO took over
   sessions_.reset();
   session_up_ = false;
-  version_ = std::min<std::uint8_t>(version, proto::protocol_version_max);
-  for (auto& byte : token_)
-    byte = static_cast<std::uint8_t>(context_.io.random.next_u64());
-  proto::HelloReply reply{version_, token_};
-  auto sent = proto::send_message(*connection, version_, reply.to_nv(), {},
+  std::uint8_t agreed = std::min<std::uint8_t>(version, proto::protocol_version_max);
+  proto::Token token;
+  for (auto& byte : token) byte = static_cast<std::uint8_t>(context_.io.random.next_u64());
+  proto::HelloReply reply{agreed, token};
+  auto sent = proto::send_message(*connection, agreed, reply.to_nv(), {},
                                   context_.deadline(context_.timing.timeout));
   if (!sent) return;
+  if (epoch != hello_epoch_) return connection->close();  // superseded during the send
+  version_ = agreed;
+  token_ = token;
   first_ = std::move(connection);
 }
 

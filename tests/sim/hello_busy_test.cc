@@ -115,26 +115,40 @@ class Pair {
   hast::test::NodePair pair_;
 };
 
-// One run of the test case below.
-void restart_while_held(std::uint64_t seed) {
-  Pair pair(seed);
+// The pair complete, then a client write the secondary's disk holds.
+void pair_with_held_write(Pair& pair) {
   hast::test::NodePair& nodes = pair.nodes();
   nodes.start_secondary_then_primary();
   REQUIRE(nodes.run_until([&] { return pair.complete(); }, 30s));
-
-  // A client write reaches the secondary, whose disk holds it.
   pair.trap().armed = true;
   pair.write(kTrapOffset);
   REQUIRE(nodes.run_until([&] { return pair.trap().held; }, 1s));
+}
+
+// hastd restarts on the primary (killed, started, made primary again): it sends a HELLO.
+void restart_primary(Pair& pair) {
+  hast::test::NodePair& nodes = pair.nodes();
+  nodes.stop(kA);
+  pair.world().node(kA).kill();
+  nodes.start(kA);
+  REQUIRE(nodes.set_role(kA, hast::meta::Role::primary));
+}
+
+void release_held_write(Pair& pair) {
+  pair.nodes().on(kB, [&](hast::replication::HastNode&) { pair.trap().release(); });
+}
+
+// One run of the first test case below.
+void restart_while_held(std::uint64_t seed) {
+  Pair pair(seed);
+  hast::test::NodePair& nodes = pair.nodes();
+  pair_with_held_write(pair);
 
   // hastd restarts on the primary; the old session on the secondary lost its connections
   // and waits for the held write.
-  nodes.stop(kA);
-  pair.world().node(kA).kill();
   std::size_t restart_log = pair.log_end();
   Instant restarted = pair.world().now();
-  nodes.start(kA);
-  REQUIRE(nodes.set_role(kA, hast::meta::Role::primary));
+  restart_primary(pair);
 
   // Refused, not timed out: the primary logs the secondary's errmsg within one handshake.
   const std::string busy(hast::replication::errmsg_session_busy);
@@ -157,7 +171,7 @@ void restart_while_held(std::uint64_t seed) {
   // The write returns: the old session ends, and the next attempt connects.
   std::size_t release_log = pair.log_end();
   Instant released = pair.world().now();
-  nodes.on(kB, [&](hast::replication::HastNode&) { pair.trap().release(); });
+  release_held_write(pair);
   REQUIRE(nodes.run_until([&] { return pair.complete(); }, kTimeout + kReconnect + 1s));
   CHECK(pair.trap().landed);
   CHECK(pair.world().now() - released <= kTimeout / 2 + kReconnect + 100ms);
@@ -168,6 +182,61 @@ void restart_while_held(std::uint64_t seed) {
   CHECK(*ended < *connected);
 }
 
+// The primary restarts twice while the write is held: two HELLOs wait for the old session
+// at once, the first from a primary that is gone. When the write returns both go on; only
+// the newest may answer and keep its connection and token. A stale one that set the token
+// last made the live primary's second connection fail the token check, which the primary
+// only learns from its timeout (2 s).
+void two_waiting_hellos(std::uint64_t seed) {
+  Pair pair(seed);
+  hast::test::NodePair& nodes = pair.nodes();
+  pair_with_held_write(pair);
+  restart_primary(pair);
+  nodes.run_until([] { return false; }, 300ms);  // its HELLO waits for the old session
+  restart_primary(pair);
+  nodes.run_until([] { return false; }, 100ms);  // this one too, the first still waiting
+  Instant released = pair.world().now();
+  release_held_write(pair);
+  REQUIRE(nodes.run_until([&] { return pair.complete(); }, kTimeout + kReconnect + 1s));
+  CHECK(pair.world().now() - released < 500ms);
+  CHECK_FALSE(pair.find_log("", hast::proto::errmsg_token_mismatch));
+}
+
+// A role change on the secondary begins while a HELLO waits for the old session (both wait
+// for the held write). Once it returns, the HELLO must see the role change and refuse with
+// the role the node is going to (init), not answer as a secondary being torn down.
+void role_change_while_hello_waits(std::uint64_t seed) {
+  Pair pair(seed);
+  hast::test::NodePair& nodes = pair.nodes();
+  pair_with_held_write(pair);
+  restart_primary(pair);
+  const std::string busy(hast::replication::errmsg_session_busy);
+  REQUIRE(nodes.run_until([&] { return pair.find_log("hasta", busy).has_value(); }, kTimeout));
+  nodes.run_until([] { return false; }, 400ms);  // refused once; the next HELLO waits now
+  bool role_done = false;
+  bool role_changed = false;
+  hast::replication::HastNode* b = nodes.node(kB);
+  REQUIRE(pair.world().node(kB).scheduler().spawn("role", [&] {
+    role_changed = b->set_role("shared", hast::meta::Role::init).has_value();
+    role_done = true;
+  }));
+  nodes.run_until([] { return false; }, 10ms);
+  std::size_t release_log = pair.log_end();
+  release_held_write(pair);
+  REQUIRE(nodes.run_until([&] { return role_done; }, 2s));
+  CHECK(role_changed);
+  auto as_init = [&] {
+    return pair.find_log("hasta", "Remote node acts as init", release_log).has_value();
+  };
+  REQUIRE(nodes.run_until(as_init, kTimeout));
+  auto first_error = pair.find_log("hasta", "Unable to", release_log);
+  REQUIRE(first_error.has_value());
+  INFO(pair.world().trace_lines()[*first_error]);
+  CHECK(pair.find_log("hasta", "Remote node acts as init", release_log) == first_error);
+  REQUIRE(nodes.set_role(kB, hast::meta::Role::secondary));
+  REQUIRE(nodes.run_until([&] { return pair.complete(); }, 5s));
+}
+
 }  // namespace
 
 TEST_CASE("A restarted primary is refused while the old session waits for a stuck write",
@@ -175,5 +244,21 @@ TEST_CASE("A restarted primary is refused while the old session waits for a stuc
   for (std::uint64_t seed : {71, 72, 73}) {
     CAPTURE(seed);
     restart_while_held(seed);
+  }
+}
+
+TEST_CASE("Two HELLOs waiting for the old session: the newest pairs at once",
+          "[sim][hello_busy]") {
+  for (std::uint64_t seed : {71, 72, 73, 74}) {
+    CAPTURE(seed);
+    two_waiting_hellos(seed);
+  }
+}
+
+TEST_CASE("A HELLO waiting for the old session sees a role change that began meanwhile",
+          "[sim][hello_busy]") {
+  for (std::uint64_t seed : {71, 72, 73}) {
+    CAPTURE(seed);
+    role_change_while_hello_waits(seed);
   }
 }
