@@ -487,9 +487,11 @@ bool Primary::sender_idle() const {
 // the sender, and this goes on); with the sender busy (more requests in flight) the local
 // write goes at once, as waiting for the batch would hold it up.
 void Primary::let_remote_leg_lead(RemoteOp& op) {
+  op.leading = true;
   while (!op.taken && op.final == LegState::pending) {
-    if (op.changed.wait(std::nullopt) != fiber::WakeReason::woken) return;  // cancelled
+    if (op.changed.wait(std::nullopt) != fiber::WakeReason::woken) break;  // cancelled
   }
+  op.leading = false;
 }
 
 // After both legs: settle the extents and the generation counter.

@@ -54,6 +54,7 @@ struct Primary::RemoteOp {
   // The sender took (the first piece of) this request for a send; it wakes `changed` then
   // (Primary::let_remote_leg_lead). Set by submit() to false.
   bool taken = false;
+  bool leading = false;  // its writer waits for `taken` (let_remote_leg_lead)
   // A READ or WRITE longer than the peer accepts goes as `pieces` protocol requests of
   // `piece_bytes` (the last one shorter), with seqs request.seq .. request.seq + pieces - 1.
   // It is received once every piece was, and final once every piece's final reply came

@@ -288,7 +288,8 @@ void Primary::add_piece(Link& link, std::uint64_t seq, proto::SendBatch& batch,
   }
   if (!op.taken) {
     op.taken = true;
-    op.changed.wake_all();  // its local leg may start now (let_remote_leg_lead)
+    // Its local leg may start now; no one else is woken (their schedule stays as it was).
+    if (op.leading) op.changed.wake_all();
   }
   batch.add(link.version, nv, bytes);
   pieces.push_back(sent);
