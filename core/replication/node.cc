@@ -231,6 +231,7 @@ void Resource::on_hello(std::shared_ptr<Connection> connection, std::uint8_t ver
   std::uint64_t epoch = ++hello_epoch_;
   first_.reset();
   sessions_.cancel();
+  session_up_ = false;  // the old session is ending, whether or not it ends in time
   auto joined = sessions_.join(context_.deadline(context_.timing.timeout / 2));
   if (!joined) {
     if (joined.error().code() != Errc::timed_out) return connection->close();  // cancelled

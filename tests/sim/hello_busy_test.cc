@@ -167,6 +167,7 @@ void restart_while_held(std::uint64_t seed) {
   CHECK_FALSE(pair.complete());
   CHECK_FALSE(pair.trap().landed);
   CHECK(nodes.node(kA)->status("shared")->status == "degraded");
+  CHECK(nodes.node(kB)->status("shared")->status != "complete");  // its session is ending
 
   // The write returns: the old session ends, and the next attempt connects.
   std::size_t release_log = pair.log_end();
