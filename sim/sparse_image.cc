@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "core/assert.h"
+#include "sim/stamp_body.h"
 
 namespace hast::sim {
 namespace {
@@ -21,7 +22,24 @@ std::uint64_t mix64(std::uint64_t z) {
 }
 
 bool all_zero(std::span<const std::byte> bytes) {
-  return std::all_of(bytes.begin(), bytes.end(), [](std::byte b) { return b == std::byte{0}; });
+  for (std::size_t at = 0; at < bytes.size(); at += unit_bytes) {
+    if (!stamp_body::all_zero(bytes.data() + at)) return false;
+  }
+  return true;
+}
+
+// Calls fn(position, within, count) for each piece of [offset, offset + length) that lies
+// in one chunk: `within` is the piece's offset in its chunk, `count` its length.
+template <typename Fn>
+void for_each_piece(std::uint64_t offset, std::uint64_t length, Fn&& fn) {
+  for (std::uint64_t done = 0; done < length;) {
+    const std::uint64_t position = offset + done;
+    const std::uint64_t within = position % SparseImage::chunk_bytes;
+    const std::uint64_t count =
+        std::min<std::uint64_t>(SparseImage::chunk_bytes - within, length - done);
+    fn(position, within, count);
+    done += count;
+  }
 }
 
 }  // namespace
@@ -122,21 +140,19 @@ void SparseImage::for_each_chunk(Fn&& fn) const {
 void SparseImage::read(std::uint64_t offset, std::span<std::byte> out) const {
   HAST_ASSERT(offset <= size_);
   HAST_ASSERT(out.size() <= size_ - offset);
-  for (std::uint64_t done = 0; done < out.size();) {
-    const std::uint64_t position = offset + done;
-    const std::uint64_t within = position % chunk_bytes;
-    const std::uint64_t count = std::min<std::uint64_t>(chunk_bytes - within, out.size() - done);
+  for_each_piece(offset, out.size(), [&](std::uint64_t position, std::uint64_t within,
+                                         std::uint64_t count) {
+    std::byte* piece = out.data() + (position - offset);
     const Chunk* chunk = find(position / chunk_bytes);
     if (chunk == nullptr || !chunk->present) {
-      std::memset(out.data() + done, 0, count);
-      done += count;
-      continue;
+      std::memset(piece, 0, count);
+      return;
     }
     // Unit by unit; a unit only partly asked for is expanded aside first.
     for (std::uint64_t at = within; at < within + count;) {
       const std::uint64_t in_unit = at % unit_bytes;
       const std::uint64_t part = std::min<std::uint64_t>(unit_bytes - in_unit, within + count - at);
-      std::byte* target = out.data() + done + (at - within);
+      std::byte* target = piece + (at - within);
       if (part == unit_bytes) {
         get_unit(chunk, at / unit_bytes, target);
       } else {
@@ -146,25 +162,21 @@ void SparseImage::read(std::uint64_t offset, std::span<std::byte> out) const {
       }
       at += part;
     }
-    done += count;
-  }
+  });
 }
 
 void SparseImage::write(std::uint64_t offset, std::span<const std::byte> data) {
   HAST_ASSERT_MSG(offset % unit_bytes == 0 && data.size() % unit_bytes == 0,
                   "image write {}+{} is not in whole units", offset, data.size());
   HAST_ASSERT(offset <= size_ && data.size() <= size_ - offset);
-  for (std::uint64_t done = 0; done < data.size();) {
-    const std::uint64_t position = offset + done;
-    const std::uint64_t within = position % chunk_bytes;
-    const std::uint64_t count = std::min<std::uint64_t>(chunk_bytes - within, data.size() - done);
+  for_each_piece(offset, data.size(), [&](std::uint64_t position, std::uint64_t within,
+                                          std::uint64_t count) {
     Chunk& chunk = written(position / chunk_bytes);
     for (std::uint64_t at = 0; at < count; at += unit_bytes) {
-      const std::byte* bytes = data.data() + done + at;
+      const std::byte* bytes = data.data() + (position - offset) + at;
       set_unit(chunk, (within + at) / unit_bytes, encode_unit(std::span(bytes, unit_bytes)), bytes);
     }
-    done += count;
-  }
+  });
 }
 
 void SparseImage::write_units(std::uint64_t offset, const UnitRun& run, std::size_t first,
@@ -245,10 +257,10 @@ std::optional<std::uint64_t> SparseImage::first_difference(const SparseImage& ot
                                                            std::uint64_t length) const {
   HAST_ASSERT(other.size_ == size_);
   HAST_ASSERT(offset <= size_ && length <= size_ - offset);
-  for (std::uint64_t done = 0; done < length;) {
-    const std::uint64_t position = offset + done;
-    const std::uint64_t within = position % chunk_bytes;
-    const std::uint64_t count = std::min<std::uint64_t>(chunk_bytes - within, length - done);
+  std::optional<std::uint64_t> found;
+  for_each_piece(offset, length, [&](std::uint64_t position, std::uint64_t within,
+                                     std::uint64_t count) {
+    if (found) return;
     const Chunk* mine = find(position / chunk_bytes);
     const Chunk* theirs = other.find(position / chunk_bytes);
     // Equal compact heads are equal bytes; anything else is compared as bytes.
@@ -266,15 +278,15 @@ std::optional<std::uint64_t> SparseImage::first_difference(const SparseImage& ot
         const auto* l = left.data() + in_unit;
         const auto differ = std::mismatch(l, l + part, right.data() + in_unit).first;
         if (differ != l + part) {
-          return position - within + u * unit_bytes +
-                 static_cast<std::uint64_t>(differ - left.data());
+          found = position - within + u * unit_bytes +
+                  static_cast<std::uint64_t>(differ - left.data());
+          return;
         }
       }
       at += part;
     }
-    done += count;
-  }
-  return std::nullopt;
+  });
+  return found;
 }
 
 std::vector<std::uint64_t> SparseImage::chunk_indices() const {

@@ -205,6 +205,21 @@ TEST_CASE("Sparse image: stamped data is compact, other data whole, zeroing rele
   CHECK(back == expected);
 }
 
+TEST_CASE("Content hash: only all-zero chunks are skipped, one byte anywhere counts", "[sim]") {
+  ContentHasher empty;
+  empty.add_chunk(3, Bytes(SparseImage::chunk_bytes));
+  CHECK(empty.value() == ContentHasher{}.value());
+  const std::size_t last = SparseImage::chunk_bytes - 1;
+  for (std::size_t at : {std::size_t{0}, unit_bytes - 1, unit_bytes, last}) {
+    CAPTURE(at);
+    Bytes chunk(SparseImage::chunk_bytes);
+    chunk[at] = std::byte{1};
+    ContentHasher hasher;
+    hasher.add_chunk(3, chunk);
+    CHECK(hasher.value() != ContentHasher{}.value());
+  }
+}
+
 TEST_CASE("Pristine disk: a torn write over stamped sectors lands whole sectors", "[sim]") {
   hast::sim::PristineOptions options;
   options.size_bytes = 64 * 1024;
