@@ -115,7 +115,10 @@ Result<void> LocalComponent::write_metadata(const meta::Metadata& updated) {
   // A failed write may have landed its second copy: its generation is never reused.
   generation_++;
   auto area = meta::encode_area(updated, generation_);
-  Fua fua = mutation_ == Mutation::skip_metadata_flush ? Fua::no : durable();
+  // Always FUA, whatever metaflush says: the two copies protect each other only when the
+  // second is durable before the first is touched, and metadata writes are rare (role,
+  // connection and synchronisation changes), unlike the activemap's.
+  Fua fua = mutation_ == Mutation::skip_metadata_flush ? Fua::no : Fua::yes;
   writing_ = &updated;
   auto written = write_area(area, fua);
   writing_ = nullptr;

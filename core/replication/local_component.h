@@ -4,15 +4,16 @@
 //
 // Model: data I/O takes device offsets (0 = first byte of the data area) and adds the
 // local offset. Durability (DESIGN.md §1.2 item 5): metadata and activemap writes that a
-// later acknowledgement depends on are made durable first — a FUA write when `metaflush`
-// is on (the default), which the device may implement as write + flush. An administrator
-// who sets `metaflush off` trades that guarantee for speed, as in HAST.
+// later acknowledgement depends on are made durable first — a FUA write, which the device
+// may implement as write + flush. An administrator who sets `metaflush off` trades that
+// guarantee for speed on activemap writes, as in HAST; metadata writes stay durable.
 //
 // The metadata area holds two copies of the block (core/meta/metadata.h): a write makes
 // the second copy durable, then the first, so a power loss in the middle of a metadata
 // write tears at most one copy and the area still reads (the newer whole copy wins). That
-// ordering needs both writes durable (FUA), which `metaflush off` gives up: the two
-// writes may then reach the medium in any order, and a power loss can tear both.
+// ordering needs both writes durable (FUA), so metadata writes are FUA even with
+// `metaflush off` (HAST skips their flush too; they are rare, and without it a power loss
+// could tear both copies).
 //
 // Map writes are coalesced: persist_map(g) returns once an image at least as new as
 // generation g is durable. While one fiber writes the image, others wanting a newer
