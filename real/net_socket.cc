@@ -225,11 +225,15 @@ Result<void> RealConnection::recv_exact(std::span<std::byte> buffer, Deadline de
       auto got = recv_once(buffer.subspan(received), true, deadline);
       if (!got) return fail(got.error());
       received += *got;
+      after_long_read_ = true;
       continue;
     }
     HAST_ASSERT(rx_begin_ == 0 && rx_end_ == 0);
-    auto got = recv_once(std::span(rx_.get(), read_ahead_bytes), false, deadline);
+    std::size_t ahead =
+        after_long_read_ ? std::max(left, short_read_ahead_bytes) : read_ahead_bytes;
+    auto got = recv_once(std::span(rx_.get(), ahead), false, deadline);
     if (!got) return fail(got.error());
+    after_long_read_ = false;
     rx_end_ = *got;
     received += take_kept(buffer.subspan(received));
   }

@@ -1,6 +1,6 @@
 // Internals of RealNetwork (real/net.h): socket addresses and their resolution, the
 // descriptor shared by the fibers that wait on it, and the Connection and Listener
-// handles. Only real/net*.cc include this file.
+// handles. Only real/net*.cc and their tests include this file.
 #pragma once
 
 #include <sys/socket.h>
@@ -111,11 +111,18 @@ class Socket {
 // small payload (a 4 KiB request) cost one ring operation, not three, and so do several
 // such messages sent together (a batch of requests or replies). Longer reads go
 // straight into the caller's buffer once the kept bytes are used up, as one ring recv
-// that completes when the buffer is full (MSG_WAITALL), not at every segment. Kept bytes move with
-// the descriptor (take_unread, the constructor's `unread`).
+// that completes when the buffer is full (MSG_WAITALL), not at every segment. Kept bytes
+// move with the descriptor (take_unread, the constructor's `unread`).
+//
+// After such a long read the next read-ahead asks for short_read_ahead_bytes only: a
+// stream of large messages (1 MiB writes) would otherwise bring the first 64 KiB of each
+// payload in with the header and copy them a second time out of the read-ahead buffer (5 %
+// of the secondary's CPU). Small messages still arrive in batches: only the first
+// read-ahead after a long read is short.
 class RealConnection final : public Connection {
  public:
   static constexpr std::size_t read_ahead_bytes = 64 * 1024;
+  static constexpr std::size_t short_read_ahead_bytes = 4 * 1024;
 
   // `unread`: bytes already received from the socket by a previous handle.
   RealConnection(Ring& ring, int fd, Address local, Address peer,
@@ -156,6 +163,7 @@ class RealConnection final : public Connection {
   std::unique_ptr<std::byte[]> rx_;
   std::size_t rx_begin_ = 0;
   std::size_t rx_end_ = 0;
+  bool after_long_read_ = false;  // the last ring recv went into a caller's long buffer
   Address local_;
   Address peer_;
 };

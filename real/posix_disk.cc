@@ -249,8 +249,13 @@ Result<void> PosixDisk::read_loop(std::uint64_t offset, std::span<std::byte> buf
     std::size_t chunk = std::min(buffer.size() - done, transfer_bytes_max);
     std::byte* at = buffer.data() + done;
     std::uint64_t position = offset + done;
+    int fixed = ring_.fixed(at, chunk);
     int res = submit([&](io_uring_sqe* sqe) {
-      io_uring_prep_read(sqe, fd_, at, static_cast<unsigned>(chunk), position);
+      if (fixed >= 0) {
+        io_uring_prep_read_fixed(sqe, fd_, at, static_cast<unsigned>(chunk), position, fixed);
+      } else {
+        io_uring_prep_read(sqe, fd_, at, static_cast<unsigned>(chunk), position);
+      }
     });
     if (res == -EINTR) continue;
     if (res < 0) return fail(errno_error(res, where("read", position)));
@@ -274,8 +279,13 @@ Result<void> PosixDisk::write_loop(std::uint64_t offset, std::span<const std::by
     std::size_t chunk = std::min(data.size() - done, transfer_bytes_max);
     const std::byte* at = data.data() + done;
     std::uint64_t position = offset + done;
+    int fixed = ring_.fixed(at, chunk);
     int res = submit([&](io_uring_sqe* sqe) {
-      io_uring_prep_write(sqe, fd_, at, static_cast<unsigned>(chunk), position);
+      if (fixed >= 0) {
+        io_uring_prep_write_fixed(sqe, fd_, at, static_cast<unsigned>(chunk), position, fixed);
+      } else {
+        io_uring_prep_write(sqe, fd_, at, static_cast<unsigned>(chunk), position);
+      }
       if (fua == Fua::yes) sqe->rw_flags = RWF_DSYNC;
     });
     if (res == -EINTR) continue;

@@ -35,6 +35,10 @@
 // blocks the resource's thread until the device is done (acceptable for a hint that
 // modern devices complete quickly; choose zero mode where that matters).
 //
+// Registered buffers: a read or write whose buffer lies in a BufferPool chunk (hastd's
+// request buffers, real/buffer_pool.h) goes as READ_FIXED / WRITE_FIXED, its pages pinned
+// once when the ring registered the chunk (Ring::fixed), not at every operation.
+//
 // Direct I/O needs buffers aligned to the sector size in memory too. A misaligned buffer
 // is copied through an aligned bounce buffer allocated for that request: correct, but
 // slower, so callers should pass aligned buffers.

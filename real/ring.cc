@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/sysinfo.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -31,12 +32,13 @@ __kernel_timespec to_timespec(Duration duration) {
 
 }  // namespace
 
-Ring::Ring(fiber::Scheduler& scheduler, RingPolling polling, unsigned entries)
+Ring::Ring(fiber::Scheduler& scheduler, RingPolling polling, unsigned entries, BufferPool& pool)
     : scheduler_(scheduler),
       poll_(polling.max),
       poll_max_ns_(polling.max.count()),
       contended_(polling.contended),
-      only_on_idle_cpus_(polling.only_on_idle_cpus) {
+      only_on_idle_cpus_(polling.only_on_idle_cpus),
+      pool_(pool) {
   // COOP_TASKRUN: completions are not signalled to this thread by an interrupt while it
   // runs fibers; it picks them up on its next io_uring_enter, which is where it waits
   // anyway (a blocked wait is still woken). Kernels before 5.19 refuse the flag.
@@ -45,6 +47,9 @@ Ring::Ring(fiber::Scheduler& scheduler, RingPolling polling, unsigned entries)
   HAST_ASSERT_MSG(rc == 0, "io_uring_queue_init: {}", std::strerror(-rc));
   event_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   HAST_ASSERT_MSG(event_fd_ >= 0, "eventfd: {}", std::strerror(errno));
+  // A sparse table (5.19+) costs nothing until a chunk is registered into it.
+  fixed_on_ = io_uring_register_buffers_sparse(&ring_, pool_.chunks_max()) == 0;
+  if (fixed_on_) chunks_.assign(pool_.chunks_max(), Chunk::unknown);
 }
 
 Ring::~Ring() {
@@ -116,6 +121,24 @@ void Ring::cancel(Op& op) {
   io_uring_sqe* sqe = next_sqe();
   io_uring_prep_cancel(sqe, &op, 0);
   io_uring_sqe_set_data64(sqe, tag_ignored);
+}
+
+int Ring::fixed(const void* data, std::size_t size) {
+  if (!fixed_on_) return -1;
+  int index = pool_.chunk_of(data, size);
+  if (index < 0) return -1;
+  Chunk& state = chunks_[static_cast<unsigned>(index)];
+  if (state == Chunk::unknown) {
+    std::span<std::byte> bytes = pool_.chunk(static_cast<unsigned>(index));
+    iovec vector{bytes.data(), bytes.size()};
+    // Pins the chunk's pages (faulting them in) until the ring is torn down. Refused
+    // (ENOMEM past RLIMIT_MEMLOCK without CAP_IPC_LOCK, say): this chunk goes unfixed.
+    int rc = io_uring_register_buffers_update_tag(&ring_, static_cast<unsigned>(index), &vector,
+                                                  nullptr, 1);
+    state = rc == 1 ? Chunk::registered : Chunk::refused;
+    if (state == Chunk::registered) fixed_registered_++;
+  }
+  return state == Chunk::registered ? index : -1;
 }
 
 void Ring::arm_eventfd() {

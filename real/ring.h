@@ -26,6 +26,13 @@
 // spinning; the window shrinks to nothing when waits are long (an idle or disk-bound
 // thread). Zero (the default): always block at once.
 //
+// Registered buffers: fixed() tells a disk operation the registered-buffer index of a
+// buffer that lies in a BufferPool chunk (real/buffer_pool.h), registering the chunk
+// with this ring at its first use (the ring's table has a sparse slot per chunk). A fixed
+// read or write then finds the buffer's pages pinned already. Where the kernel or the
+// locked-memory limit refuses, fixed() answers -1 and the operation takes its buffer the
+// ordinary way.
+//
 // Threads: a Ring serves the one thread that runs its scheduler; notify() is the only
 // method another thread may call (it wakes wait() through an eventfd).
 #pragma once
@@ -36,9 +43,11 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <vector>
 
 #include "core/fiber/scheduler.h"
 #include "core/io/clock.h"
+#include "real/buffer_pool.h"
 #include "real/poll_window.h"
 
 namespace hast::real {
@@ -59,7 +68,9 @@ struct RingPolling {
 class Ring final : public fiber::Poller {
  public:
   // Aborts when the ring cannot be set up (io_uring unavailable): the daemon cannot run.
-  explicit Ring(fiber::Scheduler& scheduler, RingPolling polling = {}, unsigned entries = 256);
+  // `pool`: whose chunks fixed() registers (the process's pool by default).
+  explicit Ring(fiber::Scheduler& scheduler, RingPolling polling = {}, unsigned entries = 256,
+                BufferPool& pool = BufferPool::process());
   ~Ring() override;
   Ring(const Ring&) = delete;
   Ring& operator=(const Ring&) = delete;
@@ -97,6 +108,13 @@ class Ring final : public fiber::Poller {
   void set_poll_max(Duration max) { poll_max_ns_.store(max.count(), std::memory_order_relaxed); }
   // Waits that ended in the spin (for statistics and tests).
   std::uint64_t caught_spinning() const { return caught_spinning_; }
+
+  // The registered-buffer index for a fixed read or write of [data, data + size), or -1
+  // when it is not in the pool or its chunk cannot be registered. Called from the ring's
+  // thread; a first use of a chunk costs one io_uring_register call.
+  int fixed(const void* data, std::size_t size);
+  // Chunks registered with this ring (for tests).
+  unsigned fixed_registered() const { return fixed_registered_; }
 
  private:
   struct Op {
@@ -137,6 +155,14 @@ class Ring final : public fiber::Poller {
   bool cpus_spare(Instant now);
   std::uint64_t caught_spinning_ = 0;
   std::function<void()> on_notify_;
+  // Registered buffers: per pool chunk, whether it is registered here (a refused chunk
+  // stays unfixed on this ring); fixed_on_ false and no chunks when the kernel gave the
+  // ring no sparse table.
+  enum class Chunk : std::uint8_t { unknown, registered, refused };
+  BufferPool& pool_;
+  bool fixed_on_ = false;
+  std::vector<Chunk> chunks_;
+  unsigned fixed_registered_ = 0;
 };
 
 // Converts a negative-errno result of run() into an Errc for the Result world; `what`

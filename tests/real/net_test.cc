@@ -21,6 +21,7 @@
 
 #include "real/clock.h"
 #include "real/net.h"
+#include "real/net_socket.h"
 #include "real/ring.h"
 #include "tests/support/real_loop.h"
 
@@ -512,6 +513,49 @@ TEST_CASE("RealNetwork: a long recv gathers pieces, and ends at the deadline or 
     REQUIRE_FALSE(closed);
     CHECK(closed.error().code() == Errc::disconnected);
     CHECK_THAT(closed.error().message(), Catch::Contains("peer closed"));
+  });
+  loop.run();
+}
+
+// After a long recv (a large payload) the next short one reads ahead a page at most, so
+// the next payload's first bytes are not copied through the read-ahead buffer; the one
+// after reads ahead in full again (batches of small messages).
+TEST_CASE("RealNetwork: the read-ahead after a long recv is short", "[real][net]") {
+  FdLeakCheck leaks;
+  Loop loop;
+  loop.spawn("test", [&] {
+    Pair pair = open_pair(loop, address("tcp://127.0.0.1"));
+    constexpr std::size_t long_read = 256 * 1024;
+    constexpr std::size_t ahead = net::RealConnection::read_ahead_bytes;
+    auto data = pattern_bytes(long_read + 16 + 3 * ahead, 9);
+    loop.spawn("send", [&] { REQUIRE(pair.client->send(data, loop.after(5s))); });
+    auto* server = dynamic_cast<net::RealConnection*>(pair.server.get());
+    REQUIRE(server != nullptr);
+    std::vector<std::byte> got(long_read);
+    REQUIRE(pair.server->recv_exact(got, loop.after(5s)));
+    REQUIRE(loop.scheduler.sleep_for(20ms));  // the rest is queued in the socket by now
+    std::vector<std::byte> header(16);
+    REQUIRE(pair.server->recv_exact(header, loop.after(5s)));
+    CHECK(std::equal(header.begin(), header.end(), data.begin() + long_read));
+    std::vector<std::byte> kept = server->take_unread();
+    CHECK(kept.size() == net::RealConnection::short_read_ahead_bytes - header.size());
+    CHECK(std::equal(kept.begin(), kept.end(), data.begin() + long_read + 16));
+    // The next short recv reads ahead in full again: more than a page.
+    REQUIRE(loop.scheduler.sleep_for(20ms));
+    std::vector<std::byte> small(16);
+    REQUIRE(pair.server->recv_exact(small, loop.after(5s)));
+    std::size_t at = long_read + net::RealConnection::short_read_ahead_bytes;
+    CHECK(std::equal(small.begin(), small.end(), data.begin() + at));
+    at += small.size();
+    kept = server->take_unread();
+    CHECK(kept.size() > net::RealConnection::short_read_ahead_bytes);
+    CHECK(kept.size() <= ahead - small.size());
+    CHECK(std::equal(kept.begin(), kept.end(), data.begin() + at));
+    at += kept.size();
+    // The rest arrives in order (and the sender finishes).
+    std::vector<std::byte> rest(data.size() - at);
+    REQUIRE(pair.server->recv_exact(rest, loop.after(5s)));
+    CHECK(std::equal(rest.begin(), rest.end(), data.begin() + at));
   });
   loop.run();
 }
