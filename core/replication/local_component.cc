@@ -90,7 +90,7 @@ LocalComponent::LocalComponent(Disk& disk, fiber::Scheduler& scheduler, std::str
       metadata_(std::move(metadata)),
       map_(metadata_.data_size_bytes, metadata_.extent_size_bytes, metadata_.keep_dirty,
            disk.properties().sector_size),
-      map_buffer_(map_.ondisk_size_bytes()),
+      map_buffer_(map_.ondisk_size_bytes(), std::byte{0}),
       metaflush_(metaflush),
       map_written_(scheduler),
       metadata_lock_(scheduler, 1) {

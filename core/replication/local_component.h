@@ -34,6 +34,7 @@
 
 #include "core/fiber/semaphore.h"
 #include "core/fiber/wait_queue.h"
+#include "core/io/byte_buffer.h"
 #include "core/io/disk.h"
 #include "core/meta/activemap.h"
 #include "core/meta/metadata.h"
@@ -150,7 +151,9 @@ class LocalComponent {
   meta::MetadataCopy opened_copy_ = meta::MetadataCopy::first;
   std::string opened_note_;
   meta::Activemap map_;
-  std::vector<std::byte> map_buffer_;
+  // Aligned for direct I/O (no bounce copy per map write); its tail past the bitmap's
+  // bytes stays zero.
+  ByteBuffer map_buffer_;
   bool metaflush_;
   Mutation mutation_ = Mutation::none;
   bool map_writing_ = false;
