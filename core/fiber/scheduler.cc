@@ -48,6 +48,7 @@ struct Scheduler::Fiber {
   FiberId id = 0;
   std::string name;
   std::function<void()> body;
+  std::shared_ptr<FiberExitHook> exit_hook;  // told when the fiber ends (may be null)
   ctx::fiber context;  // the fiber while suspended (empty while running or finished)
   ctx::fiber caller;   // the scheduler while the fiber runs
   bool finished = false;
@@ -84,20 +85,51 @@ Scheduler::~Scheduler() {
 }
 
 Result<FiberId> Scheduler::spawn(std::string name, std::function<void()> body) {
+  return spawn(std::move(name), std::move(body), nullptr);
+}
+
+// The Fiber and its map node come from a fiber that ended when one is spare (reset to a
+// fresh Fiber's state), else from the heap.
+Scheduler::FiberMap::node_type Scheduler::fiber_node(FiberId id) {
+  FiberMap::node_type node;
+  if (spare_fibers_.empty()) {
+    FiberMap scratch;
+    scratch.emplace(id, std::make_unique<Fiber>());
+    node = scratch.extract(scratch.begin());
+  } else {
+    node = std::move(spare_fibers_.back());
+    spare_fibers_.pop_back();
+    node.key() = id;
+  }
+  HAST_ASSERT(!node.empty());
+  HAST_ASSERT(node.mapped() != nullptr);
+  return node;
+}
+
+Result<FiberId> Scheduler::spawn(std::string name, std::function<void()> body,
+                                 std::shared_ptr<FiberExitHook> exit_hook) {
   if (shut_down_) return fail(Errc::cancelled, fmt::format("spawn {}", name));
   HAST_ASSERT_MSG(fibers_.size() < options_.fiber_count_max, "too many fibers ({})",
                   fibers_.size());
   HAST_ASSERT(body != nullptr);
-  auto owned = std::make_unique<Fiber>();
-  Fiber* fiber = owned.get();
-  fiber->id = next_id_++;
+  FiberMap::node_type node = fiber_node(next_id_++);
+  Fiber* fiber = node.mapped().get();
+  fiber->id = node.key();
   fiber->name = std::move(name);
   fiber->body = std::move(body);
+  fiber->exit_hook = std::move(exit_hook);
   fiber->context = ctx::fiber(std::allocator_arg, BoostStackAdapter(stacks_),
                               [this, fiber](ctx::fiber&& caller) {
                                 fiber->caller = std::move(caller);
                                 std::exception_ptr escaped;
                                 try {
+                                  // Tells the hook however the body ends (unwinding too).
+                                  struct Exit {
+                                    Fiber& fiber;
+                                    ~Exit() {
+                                      if (fiber.exit_hook) fiber.exit_hook->fiber_exited(fiber.id);
+                                    }
+                                  } exit{*fiber};
                                   fiber->body();
                                 } catch (const ctx::detail::forced_unwind&) {
                                   throw;  // Boost unwinding a fiber at shutdown
@@ -113,7 +145,8 @@ Result<FiberId> Scheduler::spawn(std::string name, std::function<void()> body) {
                                 return std::move(fiber->caller);
                               });
   FiberId id = fiber->id;
-  fibers_.emplace(id, std::move(owned));
+  bool inserted = fibers_.insert(std::move(node)).inserted;
+  HAST_ASSERT(inserted);
   make_ready(*fiber, WakeReason::woken);
   notify(SchedulerObserver::Kind::spawn, id);
   return id;
@@ -222,7 +255,8 @@ WakeReason Scheduler::wait(Deadline deadline, bool interruptible) {
   }
   if (deadline) {
     TimerKey key{*deadline, next_timer_seq_++, fiber.id};
-    timers_.insert(key);
+    bool added = timer_nodes_.insert(timers_, key);
+    HAST_ASSERT(added);
     fiber.timer = key;
   }
   fiber.suspended = true;
@@ -262,7 +296,7 @@ void Scheduler::wake(FiberId id, std::uint64_t generation, WakeReason reason) {
   fiber.wait_done = true;
   fiber.reason = reason;
   if (fiber.timer) {
-    timers_.erase(*fiber.timer);
+    timer_nodes_.erase(timers_, *fiber.timer);
     fiber.timer.reset();
   }
   if (fiber.suspended && !shut_down_) make_ready(fiber, reason);
@@ -281,7 +315,7 @@ void Scheduler::fire_due_timers() {
   Instant now = clock_.now();
   while (!timers_.empty() && std::get<0>(*timers_.begin()) <= now) {
     TimerKey key = *timers_.begin();
-    timers_.erase(timers_.begin());
+    timer_nodes_.erase(timers_, timers_.begin());
     auto found = fibers_.find(std::get<2>(key));
     HAST_ASSERT(found != fibers_.end());
     Fiber& fiber = *found->second;
@@ -310,7 +344,17 @@ void Scheduler::retire(FiberId id) {
   HAST_ASSERT(found != fibers_.end());
   HAST_ASSERT(!found->second->context);
   HAST_ASSERT(!found->second->queued);
-  fibers_.erase(found);
+  FiberMap::node_type node = fibers_.extract(found);
+  // What the body captured goes now, as when the Fiber was destroyed here.
+  Fiber& fiber = *node.mapped();
+  fiber.body = nullptr;
+  fiber.exit_hook.reset();
+  if (spare_fibers_.size() >= spare_fibers_max) return;
+  std::string name = std::move(fiber.name);  // keeps its storage for the next name
+  name.clear();
+  fiber = Fiber{};
+  fiber.name = std::move(name);
+  spare_fibers_.push_back(std::move(node));
 }
 
 void Scheduler::rethrow_failure() {
@@ -341,7 +385,11 @@ FiberId Scheduler::pick_ready() {
     index = static_cast<std::size_t>(uniform(*random_, 0, ready_.size() - 1));
   }
   FiberId id = ready_[index];
-  ready_.erase(ready_.begin() + static_cast<std::ptrdiff_t>(index));
+  if (index == 0) {
+    ready_.pop_front();  // the fifo order's case: cheaper than a general erase
+  } else {
+    ready_.erase(ready_.begin() + static_cast<std::ptrdiff_t>(index));
+  }
   return id;
 }
 

@@ -37,6 +37,7 @@
 #include <tuple>
 #include <vector>
 
+#include "core/fiber/node_reuse.h"
 #include "core/io/clock.h"
 #include "core/io/random.h"
 #include "core/io/stack.h"
@@ -104,6 +105,16 @@ class Waker {
   std::uint64_t generation_ = 0;
 };
 
+// Told when a fiber spawned with it ends: returns or is unwound (TaskGroup's bookkeeping).
+// fiber_exited() runs on the fiber's own stack, as the last thing the fiber does (the
+// scheduler's current() is still that fiber), so it may wake other fibers but must not
+// suspend.
+class FiberExitHook {
+ public:
+  virtual ~FiberExitHook() = default;
+  virtual void fiber_exited(FiberId id) = 0;
+};
+
 struct SchedulerOptions {
   ReadyOrder order = ReadyOrder::fifo;
   // Upper bound on live fibers; spawning beyond it is a bug (asserted).
@@ -121,6 +132,10 @@ class Scheduler {
   // Creates a fiber that runs `body` when first scheduled. Callable from a fiber or from
   // outside. Fails (Errc::cancelled) after shutdown().
   Result<FiberId> spawn(std::string name, std::function<void()> body);
+  // The same, and `exit_hook` (kept alive by the fiber until it ends) is told when the
+  // fiber ends.
+  Result<FiberId> spawn(std::string name, std::function<void()> body,
+                        std::shared_ptr<FiberExitHook> exit_hook);
 
   // Runs runnable fibers until none is left, firing due timers first. Returns the
   // earliest pending timer, if any. Rethrows a fiber's escaped exception as FiberFailure.
@@ -184,12 +199,17 @@ class Scheduler {
  private:
   struct Fiber;
   using TimerKey = std::tuple<Instant, std::uint64_t, FiberId>;
+  using FiberMap = std::map<FiberId, std::unique_ptr<Fiber>>;
+  // Nodes of fibers_ kept after their fiber ended, each with its Fiber, reused by spawn():
+  // a request's fiber then allocates neither. At most this many are kept.
+  static constexpr std::size_t spare_fibers_max = 256;
 
   void wake(FiberId id, std::uint64_t generation, WakeReason reason);
   void make_ready(Fiber& fiber, WakeReason reason);
   void fire_due_timers();
   void resume(Fiber& fiber);
   void retire(FiberId id);
+  FiberMap::node_type fiber_node(FiberId id);
   void rethrow_failure();
   void suspend_current();
   FiberId pick_ready();
@@ -205,9 +225,11 @@ class Scheduler {
   SchedulerOptions options_;
   SchedulerObserver* observer_ = nullptr;
 
-  std::map<FiberId, std::unique_ptr<Fiber>> fibers_;  // ordered: deterministic unwinding
+  FiberMap fibers_;  // ordered: deterministic unwinding
+  std::vector<FiberMap::node_type> spare_fibers_;
   std::deque<FiberId> ready_;
   std::set<TimerKey> timers_;
+  NodeReuse<std::set<TimerKey>> timer_nodes_;  // timers_'s nodes: a timed wait allocates none
   FiberId next_id_ = 1;
   std::uint64_t next_timer_seq_ = 0;
   std::uint64_t switch_count_ = 0;

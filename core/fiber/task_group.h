@@ -14,6 +14,7 @@
 #include <set>
 #include <string>
 
+#include "core/fiber/node_reuse.h"
 #include "core/fiber/wait_queue.h"
 
 namespace hast::fiber {
@@ -34,15 +35,10 @@ class TaskGroup {
   Result<FiberId> spawn(std::string name, std::function<void()> body) {
     if (state_->cancelled) return fail(Errc::cancelled, "spawn " + name + " in a cancelled group");
     // Members share the state, not the group: at a node's death the group may be unwound
-    // (destroyed) before some of its members are.
-    auto spawned = scheduler_.spawn(std::move(name), [state = state_, body = std::move(body)] {
-      struct Leave {
-        State& state;
-        ~Leave() { state.leave(); }
-      } leave{*state};
-      body();
-    });
-    if (spawned) state_->live.insert(*spawned);
+    // (destroyed) before some of its members are. The state leaves the live set as the
+    // member's last act (Scheduler's exit hook).
+    auto spawned = scheduler_.spawn(std::move(name), std::move(body), state_);
+    if (spawned) state_->join(*spawned);
     return spawned;
   }
 
@@ -95,16 +91,24 @@ class TaskGroup {
   Scheduler& scheduler() const { return scheduler_; }
 
  private:
-  struct State {
+  struct State final : FiberExitHook {
     explicit State(Scheduler& scheduler_ref) : scheduler(scheduler_ref), finished(scheduler_ref) {}
-    void leave() {
+    // Adds a member, in a set node left by an earlier member when there is one.
+    void join(FiberId id) {
+      bool added = nodes.insert(live, id);
+      HAST_ASSERT(added);
+    }
+    void fiber_exited(FiberId id) override {
       HAST_ASSERT(scheduler.in_fiber());
-      live.erase(scheduler.current());
+      HAST_ASSERT(scheduler.current() == id);
+      std::size_t erased = nodes.erase(live, id);
+      HAST_ASSERT(erased == 1);
       finished.wake_all();
     }
     Scheduler& scheduler;
     WaitQueue finished;
     std::set<FiberId> live;
+    NodeReuse<std::set<FiberId>, 64> nodes;  // nodes of ended members, for reuse
     bool cancelled = false;
   };
 

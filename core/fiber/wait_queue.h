@@ -7,6 +7,7 @@
 #pragma once
 
 #include <algorithm>
+#include <optional>
 #include <vector>
 
 #include "core/fiber/scheduler.h"
@@ -24,22 +25,25 @@ class WaitQueue {
   WakeReason wait(Deadline deadline, bool interruptible = true) {
     Waker waker = scheduler_.prepare_wait();
     std::size_t ticket = next_ticket_++;
-    waiters_.push_back(Entry{ticket, waker});
+    add(Entry{ticket, waker});
     WakeReason reason = scheduler_.wait(deadline, interruptible);
-    // Leave the list whatever ended the wait, so the list never holds stale wakers.
-    std::erase_if(waiters_, [ticket](const Entry& entry) { return entry.ticket == ticket; });
+    // Leave the queue whatever ended the wait, so it never holds stale wakers.
+    remove(ticket);
     return reason;
   }
 
-  // Wakes every waiter. Callable from any fiber or from outside the scheduler.
+  // Wakes every waiter, oldest first. Callable from any fiber or from outside the
+  // scheduler. A wake only makes a fiber runnable (nothing runs meanwhile), so the queue
+  // is walked in place and keeps its storage.
   void wake_all() {
-    std::vector<Entry> woken;
-    woken.swap(waiters_);
-    for (const Entry& entry : woken)
+    if (first_) first_->waker.wake();
+    for (const Entry& entry : more_)
       entry.waker.wake();
+    first_.reset();
+    more_.clear();
   }
 
-  bool empty() const { return waiters_.empty(); }
+  bool empty() const { return !first_ && more_.empty(); }
   Scheduler& scheduler() const { return scheduler_; }
 
  private:
@@ -48,8 +52,27 @@ class WaitQueue {
     Waker waker;
   };
 
+  // Waiters in arrival order: first_ (when set) is older than every entry of more_. Most
+  // queues (a request's, a connection's) have one waiter at most, which first_ holds
+  // without allocating.
+  void add(const Entry& entry) {
+    if (!first_ && more_.empty()) {
+      first_ = entry;
+    } else {
+      more_.push_back(entry);
+    }
+  }
+  void remove(std::size_t ticket) {
+    if (first_ && first_->ticket == ticket) {
+      first_.reset();
+      return;
+    }
+    std::erase_if(more_, [ticket](const Entry& entry) { return entry.ticket == ticket; });
+  }
+
   Scheduler& scheduler_;
-  std::vector<Entry> waiters_;
+  std::optional<Entry> first_;
+  std::vector<Entry> more_;
   std::size_t next_ticket_ = 0;
 };
 

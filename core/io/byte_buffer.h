@@ -13,6 +13,15 @@
 // the caller fills them (recv_exact, Disk::read) before reading them. Sizes and iterators
 // follow std::vector where they exist, so a ByteBuffer converts to std::span<std::byte>.
 // An empty buffer holds no allocation and data() is nullptr.
+//
+// Storage reuse: every request allocates its buffers (a WRITE's payload on both nodes, a
+// READ's data), and glibc serves a page-aligned block by splitting a larger chunk, after
+// consolidating its small-chunk bins: measurable per 4 KiB request. So storage of up to
+// cached_bytes_max is rounded up to whole pages and, when freed, kept by the freeing
+// thread for the next buffer of the same page count (ByteBufferCache, bounded per size and
+// in total). Only the allocator's cost changes: contents stay unspecified either way, and
+// nothing depends on addresses. Sanitizer builds (HAST_FUZZ) bypass the cache so that a
+// use after free is still caught.
 #pragma once
 
 #include <cstddef>
@@ -21,6 +30,7 @@
 #include <new>
 #include <span>
 #include <utility>
+#include <vector>
 
 #include "core/assert.h"
 
@@ -29,6 +39,93 @@ namespace hast {
 // Alignment of every ByteBuffer's storage: a page, and the largest logical block size
 // in common use (4Kn disks, files opened with O_DIRECT).
 inline constexpr std::size_t byte_buffer_alignment = 4096;
+
+namespace detail {
+
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool byte_buffer_cache_enabled = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool byte_buffer_cache_enabled = false;
+#else
+inline constexpr bool byte_buffer_cache_enabled = true;
+#endif
+#else
+inline constexpr bool byte_buffer_cache_enabled = true;
+#endif
+
+// Freed ByteBuffer storage of one thread, kept for reuse, by size in pages (1 ..
+// size_classes). Bounded: at most blocks_per_class_max blocks of a size and bytes_max bytes
+// in all; a block beyond either goes back to the heap. Freed at thread exit.
+class ByteBufferCache {
+ public:
+  static constexpr std::size_t page_bytes = byte_buffer_alignment;
+  static constexpr std::size_t size_classes = 32;  // up to 128 KiB: a request's largest part
+  static constexpr std::size_t cached_bytes_max = size_classes * page_bytes;
+  static constexpr std::size_t blocks_per_class_max = 64;
+  static constexpr std::size_t bytes_max = 8 * 1024 * 1024;
+
+  ByteBufferCache() = default;
+  ByteBufferCache(const ByteBufferCache&) = delete;
+  ByteBufferCache& operator=(const ByteBufferCache&) = delete;
+  ~ByteBufferCache() {
+    for (std::size_t index = 0; index < size_classes; index++) {
+      for (std::byte* block : free_[index])
+        ::operator delete(block, std::align_val_t{byte_buffer_alignment});
+    }
+  }
+
+  static ByteBufferCache& local() {
+    thread_local ByteBufferCache cache;
+    return cache;
+  }
+
+  // Bytes of storage behind a buffer of `size` (> 0) bytes: whole pages when cacheable.
+  static std::size_t capacity_of(std::size_t size) {
+    HAST_ASSERT(size > 0);
+    if (!byte_buffer_cache_enabled || size > cached_bytes_max) return size;
+    return (size + page_bytes - 1) / page_bytes * page_bytes;
+  }
+
+  // A kept block of `capacity` bytes (capacity_of's result), or nullptr when none.
+  std::byte* take(std::size_t capacity) {
+    if (!cacheable(capacity)) return nullptr;
+    std::vector<std::byte*>& blocks = free_[capacity / page_bytes - 1];
+    if (blocks.empty()) return nullptr;
+    std::byte* block = blocks.back();
+    blocks.pop_back();
+    HAST_ASSERT(bytes_ >= capacity);
+    bytes_ -= capacity;
+    return block;
+  }
+
+  // Keeps `block` of `capacity` bytes for reuse; false when it is not kept (the caller
+  // frees it).
+  bool keep(std::byte* block, std::size_t capacity) {
+    HAST_ASSERT(block != nullptr);
+    if (!cacheable(capacity) || bytes_ + capacity > bytes_max) return false;
+    std::vector<std::byte*>& blocks = free_[capacity / page_bytes - 1];
+    if (blocks.size() >= blocks_per_class_max) return false;
+    if (blocks.capacity() == 0) blocks.reserve(blocks_per_class_max);
+    blocks.push_back(block);
+    bytes_ += capacity;
+    HAST_ASSERT(bytes_ <= bytes_max);
+    return true;
+  }
+
+  std::size_t bytes() const { return bytes_; }
+
+ private:
+  static bool cacheable(std::size_t capacity) {
+    return byte_buffer_cache_enabled && capacity <= cached_bytes_max &&
+           capacity % page_bytes == 0;
+  }
+
+  std::vector<std::byte*> free_[size_classes];
+  std::size_t bytes_ = 0;
+};
+
+}  // namespace detail
 
 class ByteBuffer {
  public:
@@ -85,10 +182,15 @@ class ByteBuffer {
     size_ = 0;
   }
 
-  // Discards the contents and holds `size` unspecified bytes. Reallocates only when the
-  // size changes.
+  // Discards the contents and holds `size` unspecified bytes. Keeps the storage when the
+  // size is the same or needs the same whole pages (ByteBufferCache::capacity_of).
   void reset(std::size_t size) {
     if (size == size_) return;
+    if (size > 0 && size_ > 0 &&
+        detail::ByteBufferCache::capacity_of(size) == detail::ByteBufferCache::capacity_of(size_)) {
+      size_ = size;  // the same storage fits
+      return;
+    }
     clear();
     data_ = allocate(size);
     size_ = size;
@@ -97,13 +199,20 @@ class ByteBuffer {
  private:
   static std::byte* allocate(std::size_t size) {
     if (size == 0) return nullptr;
-    void* raw = ::operator new(size, std::align_val_t{byte_buffer_alignment});
+    std::size_t capacity = detail::ByteBufferCache::capacity_of(size);
+    std::byte* kept = detail::ByteBufferCache::local().take(capacity);
+    if (kept != nullptr) return kept;
+    void* raw = ::operator new(capacity, std::align_val_t{byte_buffer_alignment});
     HAST_ASSERT(reinterpret_cast<std::uintptr_t>(raw) % byte_buffer_alignment == 0);
     return static_cast<std::byte*>(raw);
   }
   void release() {
     if (data_ == nullptr) return;
-    ::operator delete(data_, std::align_val_t{byte_buffer_alignment});
+    HAST_ASSERT(size_ > 0);
+    std::size_t capacity = detail::ByteBufferCache::capacity_of(size_);
+    if (!detail::ByteBufferCache::local().keep(data_, capacity)) {
+      ::operator delete(data_, std::align_val_t{byte_buffer_alignment});
+    }
     data_ = nullptr;
   }
 

@@ -189,6 +189,9 @@ class Activemap {
   std::uint32_t pending_writes(ExtentIndex extent) const;
   bool needs_sync(ExtentIndex extent) const;
   bool in_keep_dirty(ExtentIndex extent) const { return lru_.contains(extent); }
+  // Extents that ever left the keep-dirty set (ExtentLru::removals): while it stays the
+  // same, an extent in_keep_dirty() found is still in the set.
+  std::uint64_t keep_dirty_removals() const { return lru_.removals(); }
   bool in_image(ExtentIndex extent) const;
   // Keep-dirty extents, most recently written first (allocates; tests and diagnostics).
   std::vector<ExtentIndex> keep_dirty_extents() const { return lru_.most_recent_first(); }

@@ -66,6 +66,7 @@ ExtentLru::Touch ExtentLru::touch(ExtentIndex extent) {
     result.evicted = slots_[slot].extent;
     unlink(slot);
     slot_of_[result.evicted->value] = none;
+    removals_++;
   }
   slots_[slot].extent = extent;
   slot_of_[extent.value] = slot;
@@ -83,6 +84,7 @@ bool ExtentLru::contains(ExtentIndex extent) const {
 void ExtentLru::clear() {
   for (std::uint32_t slot = head_; slot != none; slot = slots_[slot].next)
     slot_of_[slots_[slot].extent.value] = none;
+  removals_ += size_;
   head_ = none;
   tail_ = none;
   size_ = 0;

@@ -29,6 +29,9 @@ class ExtentLru {
   Touch touch(ExtentIndex extent);
 
   bool contains(ExtentIndex extent) const;
+  // Extents that ever left the list (evictions, and those dropped by clear()). While it
+  // stays the same, every extent contains() found stays in the list.
+  std::uint64_t removals() const { return removals_; }
   std::uint32_t size() const { return size_; }
   std::uint32_t capacity() const { return static_cast<std::uint32_t>(slots_.size()); }
   void clear();
@@ -50,6 +53,7 @@ class ExtentLru {
   std::uint32_t head_ = none;
   std::uint32_t tail_ = none;
   std::uint32_t size_ = 0;
+  std::uint64_t removals_ = 0;
 };
 
 }  // namespace hast::meta

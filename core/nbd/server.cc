@@ -94,9 +94,11 @@ BlockOp block_op_of(Command command) {
 
 // One transmission request from its arrival to its reply. Shared by its fiber and by the
 // parts the core holds: it lives until both are done with it.
-struct NbdServer::Request {
-  explicit Request(fiber::Scheduler& scheduler) : changed(scheduler) {}
+struct NbdServer::Request : std::enable_shared_from_this<Request> {
+  Request(fiber::Scheduler& scheduler, Session& session_ref)
+      : session(&session_ref), changed(scheduler) {}
 
+  Session* session;  // outlives the request's fiber (finish() joins them)
   RequestHeader header;
   std::uint64_t sequence = 0;  // in its session's in_flight
   // READ: the data to reply with; WRITE: the payload. Aligned (parts at multiples of
@@ -140,6 +142,7 @@ struct NbdServer::Session {
   // its way to send them. Whoever sends next under the send lock takes them along.
   std::vector<std::byte> outbox;
   bool outbox_sender = false;
+  std::vector<std::byte> sending;  // the replies of the send under way (send_locked)
 };
 
 NbdServer::NbdServer(fiber::Scheduler& scheduler, Network& network, Log& log,
@@ -450,7 +453,7 @@ Result<void> NbdServer::dispatch(Session& session, const RequestHeader& header) 
   // its bytes back, instead of this process buffering them.
   std::uint64_t bytes = is_read || is_write ? header.length : 0;
   HAST_TRY(reserve(session, bytes));
-  auto request = std::make_shared<Request>(scheduler_);
+  auto request = std::make_shared<Request>(scheduler_, session);
   request->header = header;
   request->reserved_bytes = bytes;
   request->buffer.reset(bytes);
@@ -462,13 +465,17 @@ Result<void> NbdServer::dispatch(Session& session, const RequestHeader& header) 
       return fail(received.error().wrap(fmt::format("WRITE payload of {} bytes", bytes)));
     }
   }
-  // In in_flight before the fiber runs, so a close() from now on aborts it too.
+  // In in_flight before the fiber runs, so a close() from now on aborts it too; the entry
+  // keeps the request alive until its fiber ends (run_request's Leave), so the fiber is
+  // handed a plain pointer (two pointers fit std::function without an allocation).
   request->sequence = session.next_sequence++;
-  session.in_flight.emplace(request->sequence, request);
-  auto spawned = session.requests.spawn(
-      "nbd-request", [this, &session, request] { run_request(session, request); });
+  request_nodes_.insert(session.in_flight, request->sequence, request);
+  Request* started = request.get();
+  auto spawned = session.requests.spawn("nbd-request", [this, started] {
+    run_request(*started->session, started->shared_from_this());
+  });
   if (!spawned) {
-    session.in_flight.erase(request->sequence);
+    request_nodes_.erase(session.in_flight, request->sequence);
     release(session, bytes);
     return fail(spawned.error());
   }
@@ -521,7 +528,7 @@ void NbdServer::run_request(Session& session, const std::shared_ptr<Request>& re
     Session& session;
     Request& request;
     ~Leave() {
-      session.in_flight.erase(request.sequence);
+      server.request_nodes_.erase(session.in_flight, request.sequence);
       server.release(session, request.reserved_bytes);
     }
   } leave{*this, session, *request};
@@ -571,13 +578,13 @@ bool NbdServer::submit_part(const std::shared_ptr<Request>& request, BlockReques
   if (request->abort_error) return false;
   HAST_ASSERT(part.op == BlockOp::flush || part.length > 0);
   part.id = next_part_id_++;
-  parts_.emplace(part.id, request);
+  request_nodes_.insert(parts_, part.id, request);
   request->parts_pending++;
   stats_.parts++;
   // Suspends while the queue is full: the core sets the pace.
   auto pushed = queue_.push(part);
   if (pushed) return true;
-  parts_.erase(part.id);
+  request_nodes_.erase(parts_, part.id);
   request->parts_pending--;
   if (!request->error) request->error = Error(Errc::cancelled, "NBD server closed");
   return false;
@@ -646,15 +653,19 @@ Result<void> NbdServer::send_locked(Session& session, std::span<const std::byte>
   Deadline deadline = deadline_after(scheduler_.clock(), options_.io_timeout);
   HAST_TRY(session.send_lock.acquire(deadline));
   fiber::Permit permit(session.send_lock);
-  std::vector<std::byte> queued;
+  // The queued simple replies go first, in the same send. They move to `sending` (the
+  // lock holder's), and the outbox takes sending's emptied storage for replies queued
+  // meanwhile: neither allocates once both have grown.
+  std::vector<std::byte>& queued = session.sending;
+  HAST_ASSERT(queued.empty());
   if (!session.outbox.empty()) {
-    // The queued simple replies go first, in the same send.
-    queued = std::exchange(session.outbox, {});
+    queued.swap(session.outbox);
     queued.insert(queued.end(), head.begin(), head.end());
     head = queued;
   }
   if (head.empty() && body.empty()) return ok();
   auto sent = session.connection->send_gather(head, body, deadline);
+  queued.clear();
   // A reply cut short leaves the stream out of step: the client cannot go on.
   if (!sent) session.connection->close();
   return sent;
@@ -675,7 +686,7 @@ void NbdServer::complete(const BlockRequest& part, Result<void> result) {
   auto found = parts_.find(part.id);
   HAST_ASSERT_MSG(found != parts_.end(), "NBD: complete() of request {}, not outstanding", part.id);
   std::shared_ptr<Request> request = std::move(found->second);
-  parts_.erase(found);
+  request_nodes_.erase(parts_, found);
   HAST_ASSERT(request->parts_pending > 0);
   request->parts_pending--;
   if (!result) {

@@ -43,6 +43,7 @@
 #include <string>
 
 #include "core/fiber/channel.h"
+#include "core/fiber/node_reuse.h"
 #include "core/fiber/task_group.h"
 #include "core/io/byte_buffer.h"
 #include "core/io/frontend.h"
@@ -190,7 +191,10 @@ class NbdServer final : public BlockFrontend {
   NbdServerOptions options_;
   std::unique_ptr<Listener> listener_;
   fiber::Channel<BlockRequest> queue_;
-  std::map<std::uint64_t, std::shared_ptr<Request>> parts_;  // by BlockRequest id
+  using RequestMap = std::map<std::uint64_t, std::shared_ptr<Request>>;
+  RequestMap parts_;  // by BlockRequest id
+  // Nodes of parts_ and of the sessions' in_flight (the same type), reused.
+  fiber::NodeReuse<RequestMap> request_nodes_;
   std::map<std::uint64_t, std::shared_ptr<Session>> sessions_;
   fiber::TaskGroup fibers_;  // the accept loop and every client's reader
   std::uint64_t next_part_id_ = 1;

@@ -83,8 +83,7 @@ Result<Nv::Element> decode_element(std::span<const std::byte> bytes, std::size_t
   HAST_TRY(validate_data(type, data, at));
   // An element flagged "host order" is in the sender's memory order; hosts that run
   // this code are little-endian, like the wire, so no swap is needed.
-  return Nv::Element{type, std::string(name, namesize - 1),
-                     std::vector<std::byte>(data.begin(), data.end())};
+  return Nv::Element{type, std::string(name, namesize - 1), NvBytes(data)};
 }
 
 }  // namespace
@@ -134,7 +133,7 @@ void Nv::add_raw(NvType type, std::string_view name, std::span<const std::byte> 
                   "nv element '{}' of {} bytes", name, data.size());
   HAST_ASSERT(validate_data(type, data, 0).has_value());
   if (elements_.empty()) elements_.reserve(elements_reserved);
-  elements_.push_back(Element{type, std::string(name), {data.begin(), data.end()}});
+  elements_.push_back(Element{type, std::string(name), NvBytes(data)});
 }
 
 template <typename T>
@@ -186,9 +185,28 @@ void Nv::add_uint64_array(std::string_view name, std::span<const std::uint64_t> 
   add_raw(NvType::uint64_array, name, std::as_bytes(items));
 }
 
+void NvBytes::assign(std::span<const std::byte> bytes) {
+  size_ = bytes.size();
+  if (size_ <= inline_bytes_max) {
+    if (size_ > 0) std::memcpy(inline_.data(), bytes.data(), size_);
+    HAST_ASSERT(heap_.empty());
+    return;
+  }
+  heap_.assign(bytes.begin(), bytes.end());
+  HAST_ASSERT(heap_.size() == size_);
+}
+
+bool NvBytes::equal(std::span<const std::byte> a, std::span<const std::byte> b) {
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size()) == 0);
+}
+
 const Nv::Element* Nv::find(std::string_view name) const {
   for (const auto& element : elements_) {
-    if (element.name == name) return &element;
+    // Lengths first: most names differ in length, and the compare is then skipped.
+    if (element.name.size() != name.size()) continue;
+    if (name.empty() || std::memcmp(element.name.data(), name.data(), name.size()) == 0) {
+      return &element;
+    }
   }
   return nullptr;
 }

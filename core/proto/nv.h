@@ -18,12 +18,14 @@
 // a bug of the caller and asserted.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/result.h"
@@ -58,12 +60,62 @@ inline constexpr std::size_t nv_name_length_max = 254;
 std::size_t nv_item_size(NvType type);
 std::string_view nv_type_name(NvType type);
 
+// The data bytes of one element. Every message carries a handful of scalar elements, so
+// data of up to inline_bytes_max bytes is held in place; longer data (strings, arrays, the
+// metadata's fields) on the heap. Reads like a byte vector: data(), size(), iteration,
+// std::span<const std::byte>.
+class NvBytes {
+ public:
+  static constexpr std::size_t inline_bytes_max = 16;
+
+  NvBytes() = default;
+  NvBytes(std::span<const std::byte> bytes) { assign(bytes); }  // NOLINT: converts like a vector
+  NvBytes(const std::vector<std::byte>& bytes) : NvBytes(std::span<const std::byte>(bytes)) {}
+  NvBytes(const NvBytes&) = default;
+  NvBytes& operator=(const NvBytes&) = default;
+  // A moved-from NvBytes is empty.
+  NvBytes(NvBytes&& other) noexcept
+      : size_(std::exchange(other.size_, 0)),
+        inline_(other.inline_),
+        heap_(std::move(other.heap_)) {
+    other.heap_.clear();
+  }
+  NvBytes& operator=(NvBytes&& other) noexcept {
+    if (this == &other) return *this;
+    size_ = std::exchange(other.size_, 0);
+    inline_ = other.inline_;
+    heap_ = std::move(other.heap_);
+    other.heap_.clear();
+    return *this;
+  }
+
+  const std::byte* data() const { return heap_.empty() ? inline_.data() : heap_.data(); }
+  std::size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  const std::byte* begin() const { return data(); }
+  const std::byte* end() const { return data() + size_; }
+  operator std::span<const std::byte>() const { return {data(), size_}; }  // NOLINT
+
+  friend bool operator==(const NvBytes& a, const NvBytes& b) { return equal(a, b); }
+  friend bool operator==(const NvBytes& a, const std::vector<std::byte>& b) {
+    return equal(a, b);
+  }
+
+ private:
+  void assign(std::span<const std::byte> bytes);
+  static bool equal(std::span<const std::byte> a, std::span<const std::byte> b);
+
+  std::size_t size_ = 0;
+  std::array<std::byte, inline_bytes_max> inline_{};  // the data when it fits
+  std::vector<std::byte> heap_;                        // else the data; empty when inline
+};
+
 class Nv {
  public:
   struct Element {
     NvType type;
     std::string name;
-    std::vector<std::byte> data;  // little-endian items, exactly dsize bytes
+    NvBytes data;  // little-endian items, exactly dsize bytes
 
     friend bool operator==(const Element&, const Element&) = default;
   };

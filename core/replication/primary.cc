@@ -111,11 +111,22 @@ void Primary::frontend_loop() {
       frontend_->complete(*request, fail(Errc::cancelled, "role change"));
       return;
     }
-    auto spawned = group_.spawn("request", [this, r = *request] {
+    if (handed_unused_.empty()) {
+      handed_store_.push_back(std::make_unique<BlockRequest>());
+      handed_unused_.push_back(handed_store_.back().get());
+      HAST_ASSERT(handed_store_.size() <= request_count_max);
+    }
+    BlockRequest* handed = handed_unused_.back();
+    handed_unused_.pop_back();
+    *handed = *request;
+    auto spawned = group_.spawn("request", [this, handed] {
       RequestSlot slot(requests_);
-      handle(r, slot);
+      BlockRequest taken = *handed;
+      handed_unused_.push_back(handed);
+      handle(taken, slot);
     });
     if (!spawned) {
+      handed_unused_.push_back(handed);
       requests_.release();
       frontend_->complete(*request, fail(Errc::cancelled, "role change"));
       return;
@@ -515,7 +526,28 @@ void Primary::finish_write(WriteAck& ack, std::uint64_t offset, std::uint64_t le
 std::vector<std::pair<std::uint64_t, std::uint64_t>> Primary::take_unflushed() {
   auto covered = std::move(unflushed_);
   unflushed_.clear();
+  unflushed_kept_ = 0;
   return covered;
+}
+
+// all_kept_dirty(map, unflushed_), without checking again the writes it found kept before:
+// an extent in the keep-dirty set stays there until the set loses some extent, and
+// unflushed_ only grows at its end between takes. The flusher asks at every wake-up (each
+// write's, at most every millisecond) while up to kUnflushedMax writes wait; a rescan of
+// all of them was a measurable part of a busy primary's time.
+bool Primary::unflushed_all_kept() {
+  const meta::Activemap& map = local_.map();
+  if (map.keep_dirty_removals() != unflushed_removals_ || unflushed_kept_ > unflushed_.size()) {
+    unflushed_kept_ = 0;
+    unflushed_removals_ = map.keep_dirty_removals();
+  }
+  std::span<const std::pair<std::uint64_t, std::uint64_t>> all = unflushed_;
+  while (unflushed_kept_ < all.size()) {
+    if (!all_kept_dirty(map, all.subspan(unflushed_kept_, 1))) return false;
+    unflushed_kept_++;
+  }
+  HAST_ASSERT(unflushed_kept_ == unflushed_.size());
+  return true;
 }
 
 // Settles writes the secondary acknowledged once the FLUSH `op` that covers them ended. An
@@ -573,7 +605,7 @@ void Primary::remote_flusher_loop() {
     if (woken && !context_.io.scheduler.sleep_for(std::chrono::milliseconds(1))) return;
     Instant now = context_.io.clock.now();
     bool due = !woken || (waiting && now >= since + kFlushDeferMax) ||
-               unflushed_.size() >= kUnflushedMax || !all_kept_dirty(local_.map(), unflushed_);
+               unflushed_.size() >= kUnflushedMax || !unflushed_all_kept();
     if (unflushed_.empty() || !due) {
       if (!waiting) since = now;
       waiting = !unflushed_.empty();

@@ -139,6 +139,7 @@ class Primary {
   void finish_write(WriteAck& ack, std::uint64_t offset, std::uint64_t length);
   std::uint64_t request_size_limit() const;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> take_unflushed();
+  bool unflushed_all_kept();
   void settle_flushed(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& covered,
                       RemoteOp& op, bool sent, bool local_ok);
   Result<void> raise_generation();
@@ -189,6 +190,10 @@ class Primary {
   GenerationTracker generation_;
   RangeLocks locks_;
   fiber::Semaphore requests_;
+  // Client requests on their way to their fiber (frontend_loop): each stored once and
+  // reused, so the fiber's body is two pointers (no allocation). At most one per slot.
+  std::vector<std::unique_ptr<BlockRequest>> handed_store_;
+  std::vector<BlockRequest*> handed_unused_;
   fiber::TaskGroup group_;
   fiber::Event link_changed_;
   fiber::Event reconnect_now_;      // a reload changed the remote: connect without waiting
@@ -202,6 +207,10 @@ class Primary {
   Counters secondary_counters_;
   // Remote writes acknowledged but not yet covered by a remote FLUSH (defect 9).
   std::vector<std::pair<std::uint64_t, std::uint64_t>> unflushed_;
+  // The first unflushed_kept_ writes of unflushed_ lie in keep-dirty extents, as checked
+  // when the map's keep_dirty_removals() was unflushed_removals_ (unflushed_all_kept()).
+  std::size_t unflushed_kept_ = 0;
+  std::uint64_t unflushed_removals_ = 0;
   fiber::Event unflushed_ready_;
   PrimaryStats stats_;
   SyncProgress sync_;

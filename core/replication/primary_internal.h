@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "core/fiber/channel.h"
+#include "core/fiber/node_reuse.h"
 #include "core/replication/primary.h"
 
 namespace hast::replication {
@@ -132,7 +133,7 @@ class AwaitedReplies {
   // sync-done message, which get no reply). Each seq is sent once per link.
   void sending(std::uint64_t seq, proto::RequestCommand command) {
     HAST_ASSERT(command != proto::RequestCommand::keepalive);
-    bool added = by_seq_.emplace(seq, Entry{std::nullopt, command}).second;
+    bool added = seq_nodes_.insert(by_seq_, seq, Entry{std::nullopt, command});
     HAST_ASSERT_MSG(added, "request seq {} sent twice", seq);
   }
   // The send of `seq` returned at `now` (not before any earlier send's `now`): its final
@@ -143,7 +144,8 @@ class AwaitedReplies {
     HAST_ASSERT(!found->second.sent.has_value());
     HAST_ASSERT(by_age_.empty() || by_age_.rbegin()->first <= now);
     found->second.sent = now;
-    by_age_.emplace(now, seq);
+    bool added = age_nodes_.insert(by_age_, std::pair{now, seq});
+    HAST_ASSERT(added);
   }
   // The final reply to `seq` came; nothing when `seq` is not awaited (a duplicate or
   // unknown seq: the caller judges those).
@@ -151,10 +153,10 @@ class AwaitedReplies {
     auto found = by_seq_.find(seq);
     if (found == by_seq_.end()) return;
     if (found->second.sent) {
-      auto erased = by_age_.erase(std::pair{*found->second.sent, seq});
+      auto erased = age_nodes_.erase(by_age_, std::pair{*found->second.sent, seq});
       HAST_ASSERT(erased == 1);
     }
-    by_seq_.erase(found);
+    seq_nodes_.erase(by_seq_, found);
   }
   // The piece whose send returned first among those awaited, and when; nullopt when none
   // (a piece still being sent does not count yet).
@@ -181,6 +183,9 @@ class AwaitedReplies {
   };
   std::map<std::uint64_t, Entry> by_seq_;
   std::set<std::pair<Instant, std::uint64_t>> by_age_;  // the sent ones, oldest first
+  // Their nodes, reused: one entry of each per request piece.
+  fiber::NodeReuse<std::map<std::uint64_t, Entry>> seq_nodes_;
+  fiber::NodeReuse<std::set<std::pair<Instant, std::uint64_t>>> age_nodes_;
 };
 
 // A message the sender put in its batch: a request piece (seq 0: a keepalive or sync-done
@@ -207,6 +212,7 @@ struct Primary::Link {
   bool up = false;
   std::uint64_t next_seq = 1;
   std::map<std::uint64_t, RemoteOp*> pending;  // queued or sent, by seq
+  fiber::NodeReuse<std::map<std::uint64_t, RemoteOp*>> pending_nodes;  // reused nodes
   fiber::Channel<std::uint64_t> queue;         // seqs for the sender, in order
   fiber::TaskGroup fibers;                     // sender and receiver
   AwaitedReplies awaited;                      // sent, final reply not yet received

@@ -333,7 +333,7 @@ void Primary::receiver_loop(Link& link) {
       op.changed.wake_all();
       continue;
     }
-    link.pending.erase(found);
+    link.pending_nodes.erase(link.pending, found);
     piece_replied(op, reply->seq, *reply, *message);
   }
 }
@@ -386,6 +386,7 @@ void Primary::link_down(Link& link, const Error& why) {
     ignore_needs_flush(local_.map().write_complete(offset, length, meta::RemoteAck::no));
   }
   unflushed_.clear();
+  unflushed_kept_ = 0;
   link.fibers.cancel();
   link.work.wake_all();
   generation_.on_disconnect();
@@ -419,7 +420,7 @@ bool Primary::submit(RemoteOp& op, bool may_wait) {
   op.piece_failed = false;
   op.final = LegState::pending;
   for (std::uint32_t i = 0; i < op.pieces; i++)
-    link.pending.emplace(op.request.seq + i, &op);
+    link.pending_nodes.insert(link.pending, op.request.seq + i, &op);
   bool queued = true;
   for (std::uint32_t i = 0; i < op.pieces && queued && link.up; i++) {
     // async: never wait for a slow peer (defect 10). A full queue drops the send; the
@@ -442,7 +443,7 @@ bool Primary::submit(RemoteOp& op, bool may_wait) {
 void Primary::forget(RemoteOp& op) {
   if (op.link == 0 || link_ == nullptr || link_->number != op.link) return;
   for (std::uint32_t i = 0; i < op.pieces; i++)
-    link_->pending.erase(op.request.seq + i);
+    link_->pending_nodes.erase(link_->pending, op.request.seq + i);
   op.link = 0;
 }
 

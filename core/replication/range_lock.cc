@@ -42,7 +42,12 @@ std::uint64_t RangeLocks::reserve(LockKind kind, std::uint64_t offset, std::uint
   HAST_ASSERT(length > 0);
   HAST_ASSERT(offset + length > offset);
   std::uint64_t id = next_id_++;
-  entries_.push_back(Entry{id, kind, offset, length, false});
+  if (spare_.empty()) {
+    entries_.push_back(Entry{id, kind, offset, length, false});
+  } else {
+    entries_.splice(entries_.end(), spare_, spare_.begin());
+    entries_.back() = Entry{id, kind, offset, length, false};
+  }
   return id;
 }
 
@@ -67,7 +72,7 @@ void RangeLocks::cancel_reservation(std::uint64_t reservation) {
                             [&](const Entry& entry) { return entry.id == reservation; });
   if (found == entries_.end()) return;
   HAST_ASSERT(!found->held);
-  entries_.erase(found);
+  drop(found);
   waiters_.wake_all();  // later waiters may have been queued behind this one
 }
 
@@ -90,8 +95,18 @@ void RangeLocks::release(std::uint64_t id) {
                             [id](const Entry& entry) { return entry.id == id; });
   HAST_ASSERT(found != entries_.end());
   HAST_ASSERT(found->held);
-  entries_.erase(found);
+  drop(found);
   waiters_.wake_all();
+}
+
+void RangeLocks::drop(std::list<Entry>::iterator entry) {
+  HAST_ASSERT(entry != entries_.end());
+  if (spare_.size() >= spare_max) {
+    entries_.erase(entry);
+    return;
+  }
+  spare_.splice(spare_.end(), entries_, entry);
+  HAST_ASSERT(spare_.size() <= spare_max);
 }
 
 std::size_t RangeLocks::held_count() const {

@@ -91,8 +91,14 @@ class RangeLocks {
 
   bool can_take(const Entry& entry) const;
   void release(std::uint64_t id);
+  // Takes the entry out of entries_, keeping its list node (in spare_) for a later one.
+  void drop(std::list<Entry>::iterator entry);
+
+  // Nodes kept, at most: a lock per request comes and goes without allocating.
+  static constexpr std::size_t spare_max = 256;
 
   std::list<Entry> entries_;  // held and waiting, in arrival order
+  std::list<Entry> spare_;    // nodes of dropped entries (contents meaningless)
   fiber::WaitQueue waiters_;
   std::uint64_t next_id_ = 1;
 };

@@ -61,6 +61,28 @@ struct SecondarySession::State {
   fiber::Semaphore slots;
   fiber::TaskGroup group;
   std::optional<Error> failure;
+
+  // The requests in flight (at most kRequestsInFlightMax: one per slot), each made once and
+  // reused; an op's fiber gets a plain pointer to its own, so neither the request nor the
+  // fiber's body allocates. `unused` lists those no fiber holds.
+  Pending& take_pending() {
+    if (unused.empty()) {
+      pendings.push_back(std::make_unique<Pending>());
+      unused.push_back(pendings.back().get());
+    }
+    HAST_ASSERT(pendings.size() <= kRequestsInFlightMax);
+    Pending* pending = unused.back();
+    unused.pop_back();
+    return *pending;
+  }
+  // Its data goes now (back to the buffer cache), as when a Pending was destroyed.
+  void give_back(Pending& pending) {
+    pending = Pending{};
+    unused.push_back(&pending);
+    HAST_ASSERT(unused.size() <= pendings.size());
+  }
+  std::vector<std::unique_ptr<Pending>> pendings;
+  std::vector<Pending*> unused;
 };
 
 SecondarySession::SecondarySession(ResourceContext& context, LocalComponent& local, Connection& in,
@@ -299,19 +321,27 @@ Result<void> SecondarySession::receive_one() {
     state.order.cancel_reservation(pending.reservation);
     return fail(permit.error());
   }
-  // std::function needs a copyable body: the move-only request travels behind a pointer.
-  auto shared = std::make_shared<Pending>(std::move(pending));
-  auto spawned = state.group.spawn("secondary-op", [this, shared] { execute(std::move(*shared)); });
+  // The move-only request travels behind a pointer (std::function copies its body).
+  Pending& held = state.take_pending();
+  held = std::move(pending);
+  auto spawned = state.group.spawn("secondary-op", [this, op = &held] { execute(*op); });
   if (!spawned) {
+    state.give_back(held);
     state.slots.release();
     return fail(spawned.error());
   }
   return ok();
 }
 
-void SecondarySession::execute(Pending pending) {
+void SecondarySession::execute(Pending& pending) {
   State& state = *state_;
+  // The request goes back to the pool however the fiber ends; the slot after it.
   fiber::Permit permit(state.slots);
+  struct GiveBack {
+    State& state;
+    Pending& pending;
+    ~GiveBack() { state.give_back(pending); }
+  } give_back{state, pending};
   auto order = state.order.acquire(pending.reservation);
   if (!order) return;  // cancelled
   const proto::Request& request = pending.request;

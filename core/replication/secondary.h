@@ -57,7 +57,7 @@ class SecondarySession {
   Result<void> serve();
   void sender_loop();
   Result<void> receive_one();
-  void execute(Pending pending);
+  void execute(Pending& pending);
   Result<std::vector<std::byte>> map_for(MapToSend choice);
 
   ResourceContext& context_;

@@ -682,3 +682,19 @@ TEST_CASE("Activemap: arbitrary images load without crashing", "[unit][meta]") {
     }
   });
 }
+
+TEST_CASE("ExtentLru: removals counts every extent that left the list", "[unit][meta]") {
+  hast::meta::ExtentLru lru(16, 2);
+  CHECK(lru.removals() == 0);
+  static_cast<void>(lru.touch(ExtentIndex{1}));
+  static_cast<void>(lru.touch(ExtentIndex{2}));
+  static_cast<void>(lru.touch(ExtentIndex{1}));  // moves to the front: nothing leaves
+  CHECK(lru.removals() == 0);
+  auto touch = lru.touch(ExtentIndex{3});  // evicts 2
+  REQUIRE(touch.evicted.has_value());
+  CHECK(touch.evicted->value == 2);
+  CHECK(lru.removals() == 1);
+  lru.clear();  // 1 and 3 leave
+  CHECK(lru.removals() == 3);
+  CHECK(!lru.contains(ExtentIndex{1}));
+}

@@ -58,3 +58,33 @@ TEST_CASE("ByteBuffer: fill, copy_of, reset and moves", "[unit][io]") {
   moved.clear();
   CHECK(moved.empty());
 }
+
+TEST_CASE("ByteBuffer: freed storage is reused for a buffer of the same page count, within bounds",
+          "[unit][io]") {
+  using hast::detail::ByteBufferCache;
+  if (!hast::detail::byte_buffer_cache_enabled) return;  // sanitizer builds bypass the cache
+  const std::byte* first = nullptr;
+  {
+    ByteBuffer buffer(4096);
+    first = buffer.data();
+  }
+  ByteBuffer again(4000);  // one page, like the 4096 bytes before
+  CHECK(again.data() == first);
+  CHECK(aligned(again.data()));
+  again.reset(100);  // still one page: the storage stays
+  CHECK(again.data() == first);
+  CHECK(again.size() == 100);
+  // Bounded: a burst of frees keeps at most blocks_per_class_max blocks of a size.
+  std::size_t before = ByteBufferCache::local().bytes();
+  {
+    std::vector<ByteBuffer> burst;
+    for (std::size_t i = 0; i < ByteBufferCache::blocks_per_class_max + 8; i++)
+      burst.emplace_back(3 * 4096);
+  }
+  std::size_t kept = ByteBufferCache::local().bytes() - before;
+  CHECK(kept == ByteBufferCache::blocks_per_class_max * 3 * 4096);
+  CHECK(ByteBufferCache::local().bytes() <= ByteBufferCache::bytes_max);
+  // Larger buffers are not cached: exact sizes from the heap.
+  CHECK(ByteBufferCache::capacity_of(ByteBufferCache::cached_bytes_max + 1) ==
+        ByteBufferCache::cached_bytes_max + 1);
+}

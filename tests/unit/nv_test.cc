@@ -431,3 +431,29 @@ TEST_CASE("Nv: mutated valid encodings decode or fail cleanly", "[unit][proto]")
     RC_ASSERT(*Nv::decode(decoded->encode()) == *decoded);
   });
 }
+
+TEST_CASE("NvBytes: short data in place, long data on the heap; copies, moves and equality",
+          "[unit][proto]") {
+  using hast::proto::NvBytes;
+  for (std::size_t size : std::initializer_list<std::size_t>{1, 8, NvBytes::inline_bytes_max,
+                                                             NvBytes::inline_bytes_max + 1, 300}) {
+    INFO("size " << size);
+    std::vector<std::byte> source(size);
+    for (std::size_t i = 0; i < size; i++)
+      source[i] = static_cast<std::byte>(i * 7 + 1);
+    NvBytes bytes(source);
+    CHECK(bytes.size() == size);
+    CHECK(bytes == source);
+    CHECK(std::vector<std::byte>(bytes.begin(), bytes.end()) == source);
+    NvBytes copy = bytes;
+    CHECK(copy == bytes);
+    CHECK(copy.data() != bytes.data());
+    NvBytes moved = std::move(copy);
+    CHECK(moved == source);
+    CHECK(copy.empty());  // NOLINT(bugprone-use-after-move): moved-from is empty
+    std::vector<std::byte> other = source;
+    other.back() ^= std::byte{0xff};
+    CHECK_FALSE(bytes == other);
+    CHECK_FALSE(bytes == NvBytes(std::span<const std::byte>(source).first(size - 1)));
+  }
+}

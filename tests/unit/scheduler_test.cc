@@ -10,6 +10,7 @@
 #include "core/fiber/channel.h"
 #include "core/fiber/event.h"
 #include "core/fiber/scheduler.h"
+#include "core/fiber/wait_queue.h"
 #include "core/prng.h"
 #include "tests/support/property.h"
 #include "tests/support/test_io.h"
@@ -315,4 +316,52 @@ TEST_CASE("Scheduler: random ready order is reproducible from the seed", "[unit]
   }
   CHECK(differs);
   CHECK(run_order(7) != std::string("abcdefgh"));
+}
+
+TEST_CASE("Scheduler: an ended fiber's captures go when it ends, though its record is reused",
+          "[unit][fiber]") {
+  Harness h;
+  auto token = std::make_shared<int>(7);
+  std::weak_ptr<int> watch = token;
+  h.spawn("holder", [token = std::move(token)] { CHECK(*token == 7); });
+  static_cast<void>(h.scheduler.run_ready());
+  // The record (and its map node) is kept for the next fiber; what the body held is not.
+  CHECK(watch.expired());
+  CHECK(h.scheduler.fiber_count() == 0);
+  std::vector<hast::fiber::FiberId> ids;
+  for (int i = 0; i < 3; i++) {
+    auto id = h.scheduler.spawn("next", [&ids, &h] { ids.push_back(h.scheduler.current()); });
+    REQUIRE(id.has_value());
+    static_cast<void>(h.scheduler.run_ready());
+  }
+  // Reused records still get fresh, increasing ids.
+  REQUIRE(ids.size() == 3);
+  CHECK(ids[0] < ids[1]);
+  CHECK(ids[1] < ids[2]);
+  CHECK(h.stacks.live() == 0);
+}
+
+TEST_CASE("WaitQueue: wake_all wakes the waiters oldest first, whoever left in between",
+          "[unit][fiber]") {
+  Harness h;
+  hast::fiber::WaitQueue queue(h.scheduler);
+  std::vector<std::string> order;
+  auto waiter = [&](std::string name, hast::Deadline deadline) {
+    h.spawn(name, [&, name, deadline] {
+      if (queue.wait(deadline) == WakeReason::woken) order.push_back(name);
+    });
+  };
+  waiter("a", h.at(1ms));  // the oldest: leaves by its deadline before the wake
+  waiter("b", std::nullopt);
+  waiter("c", std::nullopt);
+  h.spawn("late", [&] {
+    REQUIRE(h.scheduler.sleep_for(2ms).has_value());
+    waiter("d", std::nullopt);  // arrives after a left, behind b and c
+    h.scheduler.yield();
+    CHECK(!queue.empty());
+    queue.wake_all();
+    CHECK(queue.empty());
+  });
+  h.scheduler.run(h.poller);
+  CHECK(order == std::vector<std::string>{"b", "c", "d"});
 }
