@@ -82,6 +82,7 @@ void* BufferPool::allocate(std::size_t size) {
   if (free_[size_class] == nullptr && !grow(size_class)) return nullptr;
   void* block = free_[size_class];
   free_[size_class] = *static_cast<void**>(block);
+  mark(block, true);
   return block;
 }
 
@@ -94,9 +95,21 @@ bool BufferPool::deallocate(void* block) {
   std::byte* start = chunk(static_cast<unsigned>(index)).data();
   HAST_ASSERT_MSG((static_cast<std::byte*>(block) - start) % (block_min << size_class) == 0,
                   "free of a pointer inside a pool block");
+  mark(block, false);
   *static_cast<void**>(block) = free_[size_class];
   free_[size_class] = block;
   return true;
+}
+
+void BufferPool::mark(const void* block, bool handed_out) {
+  auto offset = static_cast<std::size_t>(static_cast<const std::byte*>(block) -
+                                         base_.load(std::memory_order_relaxed));
+  std::size_t bit = offset / block_min;
+  std::uint64_t mask = std::uint64_t{1} << (bit % word_bits);
+  std::uint64_t& word = handed_out_[bit / word_bits];
+  HAST_ASSERT_MSG(((word & mask) != 0) != handed_out, "{} of a pool block",
+                  handed_out ? "a second hand-out" : "a double free");
+  word ^= mask;
 }
 
 int BufferPool::chunk_of(const void* data, std::size_t size) const {

@@ -58,7 +58,9 @@ class BufferPool {
   // nullptr when `size` is out of range, the range is used up or cannot be mapped.
   void* allocate(std::size_t size);
   // Returns a block of this pool to its free list: true. False (nothing done) when `block`
-  // is not inside this pool's range. Precondition: a block from allocate(), not freed yet.
+  // is not inside this pool's range. Precondition: a block from allocate(), not freed yet
+  // (asserted: a second free of a block aborts, as glibc's check does, rather than handing
+  // the block to two later requests).
   bool deallocate(void* block);
 
   // Index of the chunk that holds all of [data, data + size), or -1 (outside the pool, or
@@ -74,7 +76,12 @@ class BufferPool {
  private:
   static constexpr unsigned class_count = 11;  // block_min << 0 .. << 10 == chunk_bytes
 
+  static constexpr std::size_t blocks_per_chunk = chunk_bytes / block_min;
+  static constexpr std::size_t word_bits = 64;
+
   static unsigned class_of(std::size_t size);
+  // Marks the block at `block` handed out (true) or free (false); asserts it was not.
+  void mark(const void* block, bool handed_out);  // under mutex_
   bool map_range();  // under mutex_
   bool grow(unsigned size_class);  // under mutex_
 
@@ -88,6 +95,8 @@ class BufferPool {
   std::uint8_t chunk_class_[chunks_limit] = {};  // the size class of each cut chunk
   // Free blocks of each class, linked through their first bytes.
   void* free_[class_count] = {};
+  // One bit per block_min of the range: set while a block starting there is handed out.
+  std::uint64_t handed_out_[chunks_limit * blocks_per_chunk / word_bits] = {};
 };
 
 }  // namespace hast::real

@@ -8,7 +8,9 @@
 // and sizes the pool does not serve go to aligned_alloc and free, as libstdc++ does.
 // Sanitizer builds keep the standard allocator, whose checks (use after free) would not
 // see inside pool blocks.
-#if !defined(__SANITIZE_ADDRESS__)
+#include "core/sanitizer.h"
+
+#if !HAST_ASAN
 #include <cstddef>
 #include <cstdlib>
 #include <new>
@@ -54,4 +56,4 @@ void operator delete(void* block, std::align_val_t, const std::nothrow_t&) noexc
   release_aligned(block);
 }
 
-#endif  // !defined(__SANITIZE_ADDRESS__)
+#endif  // !HAST_ASAN

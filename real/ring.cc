@@ -136,7 +136,7 @@ int Ring::fixed(const void* data, std::size_t size) {
     int rc = io_uring_register_buffers_update_tag(&ring_, static_cast<unsigned>(index), &vector,
                                                   nullptr, 1);
     state = rc == 1 ? Chunk::registered : Chunk::refused;
-    if (state == Chunk::registered) fixed_registered_++;
+    (state == Chunk::registered ? fixed_registered_ : fixed_refused_)++;
   }
   return state == Chunk::registered ? index : -1;
 }

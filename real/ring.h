@@ -113,8 +113,10 @@ class Ring final : public fiber::Poller {
   // when it is not in the pool or its chunk cannot be registered. Called from the ring's
   // thread; a first use of a chunk costs one io_uring_register call.
   int fixed(const void* data, std::size_t size);
-  // Chunks registered with this ring (for tests).
+  // Chunks registered with this ring, and chunks whose registration the kernel refused
+  // (the locked-memory limit without CAP_IPC_LOCK): for tests and statistics.
   unsigned fixed_registered() const { return fixed_registered_; }
+  unsigned fixed_refused() const { return fixed_refused_; }
 
  private:
   struct Op {
@@ -163,6 +165,7 @@ class Ring final : public fiber::Poller {
   bool fixed_on_ = false;
   std::vector<Chunk> chunks_;
   unsigned fixed_registered_ = 0;
+  unsigned fixed_refused_ = 0;
 };
 
 // Converts a negative-errno result of run() into an Errc for the Result world; `what`

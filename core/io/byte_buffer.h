@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "core/assert.h"
+#include "core/sanitizer.h"
 
 namespace hast {
 
@@ -42,17 +43,7 @@ inline constexpr std::size_t byte_buffer_alignment = 4096;
 
 namespace detail {
 
-#if defined(__SANITIZE_ADDRESS__)
-inline constexpr bool byte_buffer_cache_enabled = false;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-inline constexpr bool byte_buffer_cache_enabled = false;
-#else
-inline constexpr bool byte_buffer_cache_enabled = true;
-#endif
-#else
-inline constexpr bool byte_buffer_cache_enabled = true;
-#endif
+inline constexpr bool byte_buffer_cache_enabled = !HAST_ASAN;
 
 // Freed ByteBuffer storage of one thread, kept for reuse, by size in pages (1 ..
 // size_classes). Bounded: at most blocks_per_class_max blocks of a size and bytes_max bytes

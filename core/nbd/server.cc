@@ -658,6 +658,11 @@ Result<void> NbdServer::send_locked(Session& session, std::span<const std::byte>
   // meanwhile: neither allocates once both have grown.
   std::vector<std::byte>& queued = session.sending;
   HAST_ASSERT(queued.empty());
+  // Emptied however this ends, an unwound fiber included (the next holder asserts it).
+  struct ClearOnExit {
+    std::vector<std::byte>& bytes;
+    ~ClearOnExit() { bytes.clear(); }
+  } clear_queued{queued};
   if (!session.outbox.empty()) {
     queued.swap(session.outbox);
     queued.insert(queued.end(), head.begin(), head.end());
@@ -665,7 +670,6 @@ Result<void> NbdServer::send_locked(Session& session, std::span<const std::byte>
   }
   if (head.empty() && body.empty()) return ok();
   auto sent = session.connection->send_gather(head, body, deadline);
-  queued.clear();
   // A reply cut short leaves the stream out of step: the client cannot go on.
   if (!sent) session.connection->close();
   return sent;

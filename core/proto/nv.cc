@@ -202,11 +202,7 @@ bool NvBytes::equal(std::span<const std::byte> a, std::span<const std::byte> b) 
 
 const Nv::Element* Nv::find(std::string_view name) const {
   for (const auto& element : elements_) {
-    // Lengths first: most names differ in length, and the compare is then skipped.
-    if (element.name.size() != name.size()) continue;
-    if (name.empty() || std::memcmp(element.name.data(), name.data(), name.size()) == 0) {
-      return &element;
-    }
+    if (element.name == name) return &element;  // compares lengths first
   }
   return nullptr;
 }

@@ -123,7 +123,7 @@ void Primary::frontend_loop() {
       RequestSlot slot(requests_);
       BlockRequest taken = *handed;
       handed_unused_.push_back(handed);
-      handle(taken, slot);
+      handle(std::move(taken), slot);
     });
     if (!spawned) {
       handed_unused_.push_back(handed);
