@@ -528,12 +528,21 @@ TEST_CASE("RealNetwork: the read-ahead after a long recv is short", "[real][net]
     constexpr std::size_t long_read = 256 * 1024;
     constexpr std::size_t ahead = net::RealConnection::read_ahead_bytes;
     auto data = pattern_bytes(long_read + 16 + 3 * ahead, 9);
-    loop.spawn("send", [&] { REQUIRE(pair.client->send(data, loop.after(5s))); });
+    bool sent = false;
+    loop.spawn("send", [&] {
+      REQUIRE(pair.client->send(data, loop.after(5s)));
+      sent = true;
+    });
+    // Until the sender is done (all of it queued in the sockets), at most 2 s: a loaded
+    // machine may take longer than any fixed pause.
+    auto wait_sent = [&] {
+      for (int i = 0; i < 2000 && !sent; i++) REQUIRE(loop.scheduler.sleep_for(1ms));
+    };
     auto* server = dynamic_cast<net::RealConnection*>(pair.server.get());
     REQUIRE(server != nullptr);
     std::vector<std::byte> got(long_read);
     REQUIRE(pair.server->recv_exact(got, loop.after(5s)));
-    REQUIRE(loop.scheduler.sleep_for(20ms));  // the rest is queued in the socket by now
+    wait_sent();
     std::vector<std::byte> header(16);
     REQUIRE(pair.server->recv_exact(header, loop.after(5s)));
     CHECK(std::equal(header.begin(), header.end(), data.begin() + long_read));
@@ -541,7 +550,7 @@ TEST_CASE("RealNetwork: the read-ahead after a long recv is short", "[real][net]
     CHECK(kept.size() == net::RealConnection::short_read_ahead_bytes - header.size());
     CHECK(std::equal(kept.begin(), kept.end(), data.begin() + long_read + 16));
     // The next short recv reads ahead in full again: more than a page.
-    REQUIRE(loop.scheduler.sleep_for(20ms));
+    wait_sent();
     std::vector<std::byte> small(16);
     REQUIRE(pair.server->recv_exact(small, loop.after(5s)));
     std::size_t at = long_read + net::RealConnection::short_read_ahead_bytes;
