@@ -43,22 +43,6 @@ constexpr std::uint64_t kWriteBytes = 8 * 1024;
 constexpr std::uint64_t kStride = 64 * 1024;
 constexpr int kWrites = 8;
 
-class ClientParts final : public hast::test::NodeParts {
- public:
-  ClientParts(NodeIo& io, std::uint64_t& answered, hast::test::QueuedFrontend*& open)
-      : frontends_(
-            io.scheduler, 4,
-            [&answered](const BlockRequest&, const hast::Result<void>& result) {
-              REQUIRE(result.has_value());
-              answered++;
-            },
-            open) {}
-  hast::replication::FrontendFactory& frontends() override { return frontends_; }
-
- private:
-  hast::test::QueuedFrontends frontends_;
-};
-
 // One trace line: "<instant> <kind> <a> <b> <c>".
 struct Line {
   std::string kind;
@@ -91,7 +75,13 @@ class Pair {
                .keep_trace = true},
               [this](NodeId, NodeIo& io, hast::meta::Metadata* created) {
                 if (created != nullptr) local_offset_ = created->local_offset_bytes;
-                return std::make_unique<ClientParts>(io, answered_, frontend_);
+                return std::make_unique<hast::test::QueuedFrontendParts>(
+                    io, 4,
+                    [this](const BlockRequest&, const hast::Result<void>& result) {
+                      HAST_ASSERT(result.has_value());
+                      answered_++;
+                    },
+                    frontend_);
               }) {}
 
   void start() {

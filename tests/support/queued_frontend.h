@@ -10,6 +10,7 @@
 #include "core/fiber/channel.h"
 #include "core/io/frontend.h"
 #include "core/replication/node.h"
+#include "tests/support/node_pair.h"
 
 namespace hast::test {
 
@@ -59,6 +60,18 @@ class QueuedFrontends final : public replication::FrontendFactory {
   std::size_t capacity_;
   OnComplete on_complete_;
   QueuedFrontend*& open_;
+};
+
+// A NodePair node's parts whose frontend is a QueuedFrontend (`open` while it is open).
+class QueuedFrontendParts final : public NodeParts {
+ public:
+  QueuedFrontendParts(NodeIo& io, std::size_t capacity, OnComplete on_complete,
+                      QueuedFrontend*& open)
+      : frontends_(io.scheduler, capacity, std::move(on_complete), open) {}
+  replication::FrontendFactory& frontends() override { return frontends_; }
+
+ private:
+  QueuedFrontends frontends_;
 };
 
 }  // namespace hast::test
