@@ -64,6 +64,7 @@ Primary::Primary(ResourceContext& context, LocalComponent& local, BlockFrontend*
       generation_(Counters{local.metadata().local_count, local.metadata().remote_count}),
       locks_(context.io.scheduler),
       requests_(context.io.scheduler, request_count_max),
+      handed_(request_count_max),
       group_(context.io.scheduler),
       link_changed_(context.io.scheduler),
       reconnect_now_(context.io.scheduler),
@@ -111,22 +112,16 @@ void Primary::frontend_loop() {
       frontend_->complete(*request, fail(Errc::cancelled, "role change"));
       return;
     }
-    if (handed_unused_.empty()) {
-      handed_store_.push_back(std::make_unique<BlockRequest>());
-      handed_unused_.push_back(handed_store_.back().get());
-      HAST_ASSERT(handed_store_.size() <= request_count_max);
-    }
-    BlockRequest* handed = handed_unused_.back();
-    handed_unused_.pop_back();
+    BlockRequest* handed = &handed_.take();
     *handed = *request;
     auto spawned = group_.spawn("request", [this, handed] {
       RequestSlot slot(requests_);
-      BlockRequest taken = *handed;
-      handed_unused_.push_back(handed);
+      BlockRequest taken = std::move(*handed);
+      handed_.give_back(*handed);
       handle(std::move(taken), slot);
     });
     if (!spawned) {
-      handed_unused_.push_back(handed);
+      handed_.give_back(*handed);
       requests_.release();
       frontend_->complete(*request, fail(Errc::cancelled, "role change"));
       return;

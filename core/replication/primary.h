@@ -32,6 +32,7 @@
 
 #include "core/fiber/event.h"
 #include "core/fiber/semaphore.h"
+#include "core/fiber/spare_objects.h"
 #include "core/fiber/task_group.h"
 #include "core/io/frontend.h"
 #include "core/proto/frame.h"
@@ -190,10 +191,9 @@ class Primary {
   GenerationTracker generation_;
   RangeLocks locks_;
   fiber::Semaphore requests_;
-  // Client requests on their way to their fiber (frontend_loop): each stored once and
-  // reused, so the fiber's body is two pointers (no allocation). At most one per slot.
-  std::vector<std::unique_ptr<BlockRequest>> handed_store_;
-  std::vector<BlockRequest*> handed_unused_;
+  // Client requests on their way to their fiber (frontend_loop): the fiber's body is two
+  // pointers (no allocation). At most one per slot.
+  fiber::SpareObjects<BlockRequest> handed_;
   fiber::TaskGroup group_;
   fiber::Event link_changed_;
   fiber::Event reconnect_now_;      // a reload changed the remote: connect without waiting

@@ -10,6 +10,7 @@
 
 #include "core/fiber/channel.h"
 #include "core/fiber/semaphore.h"
+#include "core/fiber/spare_objects.h"
 #include "core/fiber/task_group.h"
 #include "core/io/byte_buffer.h"
 #include "core/proto/frame.h"
@@ -62,27 +63,10 @@ struct SecondarySession::State {
   fiber::TaskGroup group;
   std::optional<Error> failure;
 
-  // The requests in flight (at most kRequestsInFlightMax: one per slot), each made once and
-  // reused; an op's fiber gets a plain pointer to its own, so neither the request nor the
-  // fiber's body allocates. `unused` lists those no fiber holds.
-  Pending& take_pending() {
-    if (unused.empty()) {
-      pendings.push_back(std::make_unique<Pending>());
-      unused.push_back(pendings.back().get());
-    }
-    HAST_ASSERT(pendings.size() <= kRequestsInFlightMax);
-    Pending* pending = unused.back();
-    unused.pop_back();
-    return *pending;
-  }
-  // Its data goes now (back to the buffer cache), as when a Pending was destroyed.
-  void give_back(Pending& pending) {
-    pending = Pending{};
-    unused.push_back(&pending);
-    HAST_ASSERT(unused.size() <= pendings.size());
-  }
-  std::vector<std::unique_ptr<Pending>> pendings;
-  std::vector<Pending*> unused;
+  // The requests in flight (one per slot): an op's fiber gets a plain pointer to its own,
+  // so neither the request nor the fiber's body allocates. give_back() lets its data go
+  // at once (back to the buffer cache), as when a Pending was destroyed.
+  fiber::SpareObjects<Pending> spare_pending{kRequestsInFlightMax};
 };
 
 SecondarySession::SecondarySession(ResourceContext& context, LocalComponent& local, Connection& in,
@@ -322,11 +306,11 @@ Result<void> SecondarySession::receive_one() {
     return fail(permit.error());
   }
   // The move-only request travels behind a pointer (std::function copies its body).
-  Pending& held = state.take_pending();
+  Pending& held = state.spare_pending.take();
   held = std::move(pending);
   auto spawned = state.group.spawn("secondary-op", [this, op = &held] { execute(*op); });
   if (!spawned) {
-    state.give_back(held);
+    state.spare_pending.give_back(held);
     state.slots.release();
     return fail(spawned.error());
   }
@@ -340,7 +324,7 @@ void SecondarySession::execute(Pending& pending) {
   struct GiveBack {
     State& state;
     Pending& pending;
-    ~GiveBack() { state.give_back(pending); }
+    ~GiveBack() { state.spare_pending.give_back(pending); }
   } give_back{state, pending};
   auto order = state.order.acquire(pending.reservation);
   if (!order) return;  // cancelled

@@ -1,6 +1,7 @@
 // NodeReuse (core/fiber/node_reuse.h): the container holds exactly what plain inserts and
 // erases would leave, a kept node's value is released at the erase, a duplicate insert
-// changes nothing, and no more than spare_max nodes are kept.
+// changes nothing, and no more than spare_max nodes are kept. SpareObjects
+// (core/fiber/spare_objects.h): objects reused after give_back, reset at once.
 #include <map>
 #include <memory>
 #include <set>
@@ -8,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include "core/fiber/node_reuse.h"
+#include "core/fiber/spare_objects.h"
 
 using hast::fiber::NodeReuse;
 
@@ -51,4 +53,18 @@ TEST_CASE("NodeReuse: keeps at most spare_max nodes", "[unit][fiber]") {
   for (int key = 0; key < 5; key++) CHECK(nodes.erase(set, key) == 1);
   CHECK(nodes.spare() == 2);
   CHECK(set.empty());
+}
+
+TEST_CASE("SpareObjects: a given-back object is reset at once and handed out again",
+          "[unit][fiber]") {
+  hast::fiber::SpareObjects<std::shared_ptr<int>> spare(2);
+  std::shared_ptr<int>& first = spare.take();
+  std::shared_ptr<int>& second = spare.take();
+  CHECK(&first != &second);
+  first = std::make_shared<int>(1);
+  std::weak_ptr<int> watch = first;
+  spare.give_back(first);
+  CHECK(watch.expired());  // released at the give-back, not at the next take
+  CHECK(first == nullptr);
+  CHECK(&spare.take() == &first);  // the same object again; no third one is made
 }
