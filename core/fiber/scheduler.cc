@@ -52,6 +52,7 @@ struct Scheduler::Fiber {
   ctx::fiber context;  // the fiber while suspended (empty while running or finished)
   ctx::fiber caller;   // the scheduler while the fiber runs
   bool finished = false;
+  bool exiting = false;    // running its exit hook, which must not suspend
   bool queued = false;     // in ready_
   bool suspended = false;  // parked inside wait()
   bool cancelled = false;
@@ -127,6 +128,7 @@ Result<FiberId> Scheduler::spawn(std::string name, std::function<void()> body,
                                   struct Exit {
                                     Fiber& fiber;
                                     ~Exit() {
+                                      fiber.exiting = true;
                                       if (fiber.exit_hook) fiber.exit_hook->fiber_exited(fiber.id);
                                     }
                                   } exit{*fiber};
@@ -373,6 +375,7 @@ void Scheduler::rethrow_failure() {
 
 void Scheduler::suspend_current() {
   Fiber& fiber = current_fiber();
+  HAST_ASSERT_MSG(!fiber.exiting, "fiber '{}' suspended in its exit hook", fiber.name);
   HAST_ASSERT(static_cast<bool>(fiber.caller));
   fiber.caller = std::move(fiber.caller).resume();
   HAST_ASSERT(current_ == &fiber);

@@ -1,4 +1,10 @@
 // Scheduler, Event and Channel: ordering, timers, channels, cancellation, exceptions.
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -339,6 +345,28 @@ TEST_CASE("Scheduler: an ended fiber's captures go when it ends, though its reco
   CHECK(ids[0] < ids[1]);
   CHECK(ids[1] < ids[2]);
   CHECK(h.stacks.live() == 0);
+}
+
+TEST_CASE("Scheduler: an exit hook that suspends aborts", "[unit][fiber]") {
+  // In a child process: the assertion aborts it. Its message goes to /dev/null.
+  pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (null >= 0) ::dup2(null, STDERR_FILENO);
+    struct Yielding final : hast::fiber::FiberExitHook {
+      explicit Yielding(hast::fiber::Scheduler& s) : scheduler(s) {}
+      void fiber_exited(hast::fiber::FiberId) override { scheduler.yield(); }
+      hast::fiber::Scheduler& scheduler;
+    };
+    Harness h;
+    HAST_MAYBE(h.scheduler.spawn("hooked", [] {}, std::make_shared<Yielding>(h.scheduler)));
+    h.scheduler.run(h.poller);
+    std::_Exit(0);  // not reached while the check holds
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  CHECK((WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT));
 }
 
 TEST_CASE("WaitQueue: wake_all wakes the waiters oldest first, whoever left in between",
