@@ -72,22 +72,6 @@ void on_answer(Clients& clients, const BlockRequest& request, const hast::Result
   std::fill(buffer.begin(), buffer.end(), kReused);
 }
 
-// A node's frontends: the test's queue, answers to the clients.
-class ClientParts final : public hast::test::NodeParts {
- public:
-  ClientParts(NodeIo& io, Clients& clients, hast::test::QueuedFrontend*& open)
-      : frontends_(
-            io.scheduler, 2 * kWriteCount,
-            [&clients](const BlockRequest& request, hast::Result<void> result) {
-              on_answer(clients, request, result);
-            },
-            open) {}
-  hast::replication::FrontendFactory& frontends() override { return frontends_; }
-
- private:
-  hast::test::QueuedFrontends frontends_;
-};
-
 // hasta primary, hastb secondary in async; the test writes through hasta's frontend.
 class Pair {
  public:
@@ -100,7 +84,13 @@ class Pair {
               [this](NodeId, NodeIo& io, hast::meta::Metadata* created) {
                 HAST_ASSERT(created != nullptr);
                 local_offset_ = created->local_offset_bytes;
-                return std::make_unique<ClientParts>(io, clients_, frontend_);
+                // The test's queue; answers go to the clients.
+                return std::make_unique<hast::test::QueuedFrontendParts>(
+                    io, 2 * kWriteCount,
+                    [this](const BlockRequest& request, hast::Result<void> result) {
+                      on_answer(clients_, request, result);
+                    },
+                    frontend_);
               }) {}
 
   hast::sim::World& world() { return pair_.world(); }
