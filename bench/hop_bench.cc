@@ -109,7 +109,9 @@ void send_all(int fd, const char* buffer, std::size_t n) {
   if (fd < 0) die("accept");
   no_delay(fd);
   std::vector<char> buffer(request_bytes);
-  while (receive(fd, buffer.data(), request_bytes, p.spin)) send_all(fd, buffer.data(), reply_bytes);
+  while (receive(fd, buffer.data(), request_bytes, p.spin)) {
+    send_all(fd, buffer.data(), reply_bytes);
+  }
   std::_Exit(0);
 }
 

@@ -114,44 +114,59 @@ Result<FiberId> Scheduler::spawn(std::string name, std::function<void()> body,
                   fibers_.size());
   HAST_ASSERT(body != nullptr);
   FiberMap::node_type node = fiber_node(next_id_++);
-  Fiber* fiber = node.mapped().get();
-  fiber->id = node.key();
-  fiber->name = std::move(name);
-  fiber->body = std::move(body);
-  fiber->exit_hook = std::move(exit_hook);
-  fiber->context = ctx::fiber(std::allocator_arg, BoostStackAdapter(stacks_),
-                              [this, fiber](ctx::fiber&& caller) {
-                                fiber->caller = std::move(caller);
-                                std::exception_ptr escaped;
-                                try {
-                                  // Tells the hook however the body ends (unwinding too).
-                                  struct Exit {
-                                    Fiber& fiber;
-                                    ~Exit() {
-                                      fiber.exiting = true;
-                                      if (fiber.exit_hook) fiber.exit_hook->fiber_exited(fiber.id);
-                                    }
-                                  } exit{*fiber};
-                                  fiber->body();
-                                } catch (const ctx::detail::forced_unwind&) {
-                                  throw;  // Boost unwinding a fiber at shutdown
-                                } catch (...) {
-                                  escaped = std::current_exception();
-                                }
-                                // Outside the catch block (Boost 1.74 rule).
-                                if (escaped) {
-                                  failure_ = escaped;
-                                  failed_fiber_ = fiber->name;
-                                }
-                                fiber->finished = true;
-                                return std::move(fiber->caller);
-                              });
-  FiberId id = fiber->id;
+  Fiber& fiber = *node.mapped();  // stays put: the map holds it by pointer
+  fiber.id = node.key();
+  fiber.name = std::move(name);
+  fiber.body = std::move(body);
+  fiber.exit_hook = std::move(exit_hook);
+  make_context(fiber);
   bool inserted = fibers_.insert(std::move(node)).inserted;
   HAST_ASSERT(inserted);
-  make_ready(*fiber, WakeReason::woken);
-  notify(SchedulerObserver::Kind::spawn, id);
-  return id;
+  make_ready(fiber, WakeReason::woken);
+  notify(SchedulerObserver::Kind::spawn, fiber.id);
+  return fiber.id;
+}
+
+// Gives `fiber` its stack and its context, suspended before its body: the first resume()
+// runs run_body() on the new stack. When the body is done the context hands the scheduler
+// back; an unwinding at shutdown leaves it by Boost's forced_unwind instead.
+void Scheduler::make_context(Fiber& fiber) {
+  HAST_ASSERT(!fiber.context);
+  HAST_ASSERT(!fiber.finished);
+  Fiber* target = &fiber;
+  fiber.context = ctx::fiber(std::allocator_arg, BoostStackAdapter(stacks_),
+                             [this, target](ctx::fiber&& caller) {
+                               target->caller = std::move(caller);
+                               run_body(*target);
+                               target->finished = true;
+                               return std::move(target->caller);
+                             });
+}
+
+// Runs the body on the fiber's own stack and tells the exit hook however the body ends
+// (unwinding too). An exception that escapes is kept for rethrow_failure().
+void Scheduler::run_body(Fiber& fiber) {
+  HAST_ASSERT(current_ == &fiber);
+  std::exception_ptr escaped;
+  try {
+    struct Exit {
+      Fiber& fiber;
+      ~Exit() {
+        fiber.exiting = true;
+        if (fiber.exit_hook) fiber.exit_hook->fiber_exited(fiber.id);
+      }
+    } exit{fiber};
+    fiber.body();
+  } catch (const ctx::detail::forced_unwind&) {
+    throw;  // Boost unwinding a fiber at shutdown
+  } catch (...) {
+    escaped = std::current_exception();
+  }
+  // Outside the catch block (Boost 1.74 rule).
+  if (escaped) {
+    failure_ = escaped;
+    failed_fiber_ = fiber.name;
+  }
 }
 
 Deadline Scheduler::run_ready() {

@@ -210,6 +210,8 @@ class Scheduler {
   void resume(Fiber& fiber);
   void retire(FiberId id);
   FiberMap::node_type fiber_node(FiberId id);
+  void make_context(Fiber& fiber);
+  void run_body(Fiber& fiber);
   void rethrow_failure();
   void suspend_current();
   FiberId pick_ready();

@@ -20,8 +20,18 @@
 // cached_bytes_max is rounded up to whole pages and, when freed, kept by the freeing
 // thread for the next buffer of the same page count (ByteBufferCache, bounded per size and
 // in total). Only the allocator's cost changes: contents stay unspecified either way, and
-// nothing depends on addresses. Sanitizer builds (HAST_FUZZ) bypass the cache so that a
-// use after free is still caught.
+// nothing depends on addresses. AddressSanitizer builds (HAST_ASAN) bypass the cache so
+// that a use after free is still caught.
+//
+// Capacity: a buffer's storage holds capacity_of(size) bytes, computed once when the
+// storage is allocated and kept with it (capacity_), so the size handed back to the cache
+// or the heap is always the size allocated, however reset() changed the size since.
+//
+// Thread exit: a thread's cache is destroyed with its other thread_local objects, and a
+// buffer may be freed after that (by a thread_local or static object destroyed later).
+// Such a buffer goes straight back to the heap: the cache is reached through a trivially
+// destructible thread_local slot (ByteBufferCacheSlot) that the cache's owner clears when
+// it goes (byte_buffer.cc).
 #pragma once
 
 #include <cstddef>
@@ -29,6 +39,7 @@
 #include <cstring>
 #include <new>
 #include <span>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -45,9 +56,21 @@ namespace detail {
 
 inline constexpr bool byte_buffer_cache_enabled = !HAST_ASAN;
 
-// Freed ByteBuffer storage of one thread, kept for reuse, by size in pages (1 ..
-// size_classes). Bounded: at most blocks_per_class_max blocks of a size and bytes_max bytes
-// in all; a block beyond either goes back to the heap. Freed at thread exit.
+class ByteBufferCache;
+
+// How a thread reaches its cache: plain data, constant-initialised and trivially
+// destructible, so valid for the thread's whole life, unlike the cache (byte_buffer.cc).
+struct ByteBufferCacheSlot {
+  ByteBufferCache* cache = nullptr;  // the thread's cache while it lives
+  bool destroyed = false;            // it was made and has been destroyed: use the heap
+};
+static_assert(std::is_trivially_destructible_v<ByteBufferCacheSlot>);
+inline constinit thread_local ByteBufferCacheSlot byte_buffer_cache_slot{};
+
+// Freed ByteBuffer storage kept for reuse, by size in pages (1 .. size_classes). Bounded:
+// at most blocks_per_class_max blocks of a size and bytes_max bytes in all; a block beyond
+// either goes back to the heap. Its destructor frees the blocks it keeps. Not thread-safe:
+// each thread has its own (local()); a standalone one is for tests.
 class ByteBufferCache {
  public:
   static constexpr std::size_t page_bytes = byte_buffer_alignment;
@@ -55,20 +78,21 @@ class ByteBufferCache {
   static constexpr std::size_t cached_bytes_max = size_classes * page_bytes;
   static constexpr std::size_t blocks_per_class_max = 64;
   static constexpr std::size_t bytes_max = 8 * 1024 * 1024;
+  static_assert(cached_bytes_max <= bytes_max);
 
   ByteBufferCache() = default;
   ByteBufferCache(const ByteBufferCache&) = delete;
   ByteBufferCache& operator=(const ByteBufferCache&) = delete;
-  ~ByteBufferCache() {
-    for (std::size_t index = 0; index < size_classes; index++) {
-      for (std::byte* block : free_[index])
-        ::operator delete(block, std::align_val_t{byte_buffer_alignment});
-    }
-  }
+  ~ByteBufferCache();
 
-  static ByteBufferCache& local() {
-    thread_local ByteBufferCache cache;
-    return cache;
+  // The calling thread's cache, made on first use; nullptr once the thread's thread_local
+  // objects are being destroyed and the cache went with them (free to the heap then).
+  static ByteBufferCache* local() {
+    ByteBufferCacheSlot& slot = byte_buffer_cache_slot;
+    if (slot.cache != nullptr) [[likely]]
+      return slot.cache;
+    if (slot.destroyed) return nullptr;
+    return make_local();
   }
 
   // Bytes of storage behind a buffer of `size` (> 0) bytes: whole pages when cacheable.
@@ -78,6 +102,12 @@ class ByteBufferCache {
     return (size + page_bytes - 1) / page_bytes * page_bytes;
   }
 
+  // Whether blocks of `capacity` bytes are kept at all: whole pages, 1 .. size_classes.
+  static bool cacheable(std::size_t capacity) {
+    return byte_buffer_cache_enabled && capacity > 0 && capacity <= cached_bytes_max &&
+           capacity % page_bytes == 0;
+  }
+
   // A kept block of `capacity` bytes (capacity_of's result), or nullptr when none.
   std::byte* take(std::size_t capacity) {
     if (!cacheable(capacity)) return nullptr;
@@ -85,13 +115,14 @@ class ByteBufferCache {
     if (blocks.empty()) return nullptr;
     std::byte* block = blocks.back();
     blocks.pop_back();
+    HAST_ASSERT(block != nullptr);
     HAST_ASSERT(bytes_ >= capacity);
     bytes_ -= capacity;
     return block;
   }
 
-  // Keeps `block` of `capacity` bytes for reuse; false when it is not kept (the caller
-  // frees it).
+  // Keeps `block` (not null) of `capacity` bytes, from heap_allocate(capacity); false when
+  // it is not kept (the caller frees it).
   bool keep(std::byte* block, std::size_t capacity) {
     HAST_ASSERT(block != nullptr);
     if (!cacheable(capacity) || bytes_ + capacity > bytes_max) return false;
@@ -104,13 +135,26 @@ class ByteBufferCache {
     return true;
   }
 
+  // Bytes kept, over every size.
   std::size_t bytes() const { return bytes_; }
 
- private:
-  static bool cacheable(std::size_t capacity) {
-    return byte_buffer_cache_enabled && capacity <= cached_bytes_max &&
-           capacity % page_bytes == 0;
+  // The heap's side: `capacity` (> 0) bytes aligned to byte_buffer_alignment, and back.
+  static std::byte* heap_allocate(std::size_t capacity) {
+    HAST_ASSERT(capacity > 0);
+    void* raw = ::operator new(capacity, std::align_val_t{byte_buffer_alignment});
+    HAST_ASSERT(reinterpret_cast<std::uintptr_t>(raw) % byte_buffer_alignment == 0);
+    return static_cast<std::byte*>(raw);
   }
+  static void heap_free(std::byte* block, std::size_t capacity) {
+    HAST_ASSERT(block != nullptr);
+    HAST_ASSERT(capacity > 0);
+    // Unsized: clang (the fuzz build) has no sized deallocation unless asked for it.
+    ::operator delete(block, std::align_val_t{byte_buffer_alignment});
+  }
+
+ private:
+  // local()'s first call on a thread: makes the thread's cache (byte_buffer.cc).
+  static ByteBufferCache* make_local();
 
   std::vector<std::byte*> free_[size_classes];
   std::size_t bytes_ = 0;
@@ -122,20 +166,24 @@ class ByteBuffer {
  public:
   ByteBuffer() = default;
   // `size` bytes, unspecified contents.
-  explicit ByteBuffer(std::size_t size) : data_(allocate(size)), size_(size) {}
+  explicit ByteBuffer(std::size_t size) { acquire(size); }
   // `size` bytes, each `fill`.
   ByteBuffer(std::size_t size, std::byte fill) : ByteBuffer(size) {
     if (size_ > 0) std::memset(data_, std::to_integer<int>(fill), size_);
   }
   ~ByteBuffer() { release(); }
 
+  // The moved-from buffer is left empty (no storage), ready for reset() or assignment.
   ByteBuffer(ByteBuffer&& other) noexcept
-      : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+      : data_(std::exchange(other.data_, nullptr)),
+        size_(std::exchange(other.size_, 0)),
+        capacity_(std::exchange(other.capacity_, 0)) {}
   ByteBuffer& operator=(ByteBuffer&& other) noexcept {
     if (this == &other) return *this;
     release();
     data_ = std::exchange(other.data_, nullptr);
     size_ = std::exchange(other.size_, 0);
+    capacity_ = std::exchange(other.capacity_, 0);
     return *this;
   }
   ByteBuffer(const ByteBuffer&) = delete;
@@ -168,47 +216,66 @@ class ByteBuffer {
   std::span<const std::byte> span() const { return {data_, size_}; }
 
   // Drops the storage and the size: empty() afterwards.
-  void clear() {
-    release();
-    size_ = 0;
-  }
+  void clear() { release(); }
 
   // Discards the contents and holds `size` unspecified bytes. Keeps the storage when the
   // size is the same or needs the same whole pages (ByteBufferCache::capacity_of).
   void reset(std::size_t size) {
     if (size == size_) return;
-    if (size > 0 && size_ > 0 &&
-        detail::ByteBufferCache::capacity_of(size) == detail::ByteBufferCache::capacity_of(size_)) {
-      size_ = size;  // the same storage fits
+    if (size > 0 && capacity_ == detail::ByteBufferCache::capacity_of(size)) {
+      size_ = size;  // the same storage fits (capacity_ is 0 when there is none)
       return;
     }
-    clear();
-    data_ = allocate(size);
-    size_ = size;
+    release();
+    acquire(size);
   }
 
  private:
-  static std::byte* allocate(std::size_t size) {
-    if (size == 0) return nullptr;
-    std::size_t capacity = detail::ByteBufferCache::capacity_of(size);
-    std::byte* kept = detail::ByteBufferCache::local().take(capacity);
-    if (kept != nullptr) return kept;
-    void* raw = ::operator new(capacity, std::align_val_t{byte_buffer_alignment});
-    HAST_ASSERT(reinterpret_cast<std::uintptr_t>(raw) % byte_buffer_alignment == 0);
-    return static_cast<std::byte*>(raw);
-  }
-  void release() {
-    if (data_ == nullptr) return;
-    HAST_ASSERT(size_ > 0);
-    std::size_t capacity = detail::ByteBufferCache::capacity_of(size_);
-    if (!detail::ByteBufferCache::local().keep(data_, capacity)) {
-      ::operator delete(data_, std::align_val_t{byte_buffer_alignment});
+  using Cache = detail::ByteBufferCache;
+
+  // Gives an empty buffer storage for `size` bytes (none for 0).
+  void acquire(std::size_t size) {
+    HAST_ASSERT(data_ == nullptr);
+    HAST_ASSERT(size_ == 0);
+    HAST_ASSERT(capacity_ == 0);
+    if (size == 0) return;
+    std::size_t capacity = Cache::capacity_of(size);
+    std::byte* block = nullptr;
+    if (Cache::cacheable(capacity)) {
+      Cache* cache = Cache::local();
+      if (cache != nullptr) block = cache->take(capacity);
     }
-    data_ = nullptr;
+    if (block == nullptr) block = Cache::heap_allocate(capacity);  // may throw: still empty
+    data_ = block;
+    size_ = size;
+    capacity_ = capacity;
   }
 
+  // Hands the storage back (the thread's cache or the heap) and empties the buffer.
+  void release() {
+    if (data_ == nullptr) {
+      HAST_ASSERT(size_ == 0);
+      HAST_ASSERT(capacity_ == 0);
+      return;
+    }
+    HAST_ASSERT(size_ > 0);
+    HAST_ASSERT(capacity_ >= size_);
+    bool kept = false;
+    if (Cache::cacheable(capacity_)) {
+      Cache* cache = Cache::local();
+      kept = cache != nullptr && cache->keep(data_, capacity_);
+    }
+    if (!kept) Cache::heap_free(data_, capacity_);
+    data_ = nullptr;
+    size_ = 0;
+    capacity_ = 0;
+  }
+
+  // data_ is null exactly when size_ and capacity_ are 0; else capacity_ is
+  // capacity_of(size_), the bytes allocated.
   std::byte* data_ = nullptr;
   std::size_t size_ = 0;
+  std::size_t capacity_ = 0;
 };
 
 }  // namespace hast

@@ -1,7 +1,14 @@
 // NodeReuse (core/fiber/node_reuse.h): the container holds exactly what plain inserts and
 // erases would leave, a kept node's value is released at the erase, a duplicate insert
 // changes nothing, and no more than spare_max nodes are kept. SpareObjects
-// (core/fiber/spare_objects.h): objects reused after give_back, reset at once.
+// (core/fiber/spare_objects.h): objects reused after give_back, reset at once, addresses
+// stable; a double give_back or a foreign object aborts (in a child process).
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <set>
@@ -67,4 +74,63 @@ TEST_CASE("SpareObjects: a given-back object is reset at once and handed out aga
   CHECK(watch.expired());  // released at the give-back, not at the next take
   CHECK(first == nullptr);
   CHECK(&spare.take() == &first);  // the same object again; no third one is made
+}
+
+TEST_CASE("SpareObjects: made objects keep their addresses, up to max", "[unit][fiber]") {
+  hast::fiber::SpareObjects<std::shared_ptr<int>> spare(3);
+  std::shared_ptr<int>* first = &spare.take();
+  *first = std::make_shared<int>(1);
+  std::shared_ptr<int>* second = &spare.take();
+  std::shared_ptr<int>* third = &spare.take();  // made after the first: it did not move
+  CHECK(**first == 1);
+  spare.give_back(*second);
+  spare.give_back(*first);
+  CHECK(&spare.take() == first);  // the last given back first
+  CHECK(&spare.take() == second);
+  spare.give_back(*third);
+  CHECK(&spare.take() == third);
+}
+
+namespace {
+
+// Runs `misuse` in a child process and tells whether an assertion aborted it.
+template <typename Misuse>
+bool aborts(Misuse misuse) {
+  pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (null >= 0) ::dup2(null, STDERR_FILENO);  // the assertion's message
+    if (null >= 0) ::dup2(null, STDOUT_FILENO);  // Catch's report of the child's abort
+    misuse();
+    std::_Exit(0);  // not reached while the check holds
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+}
+
+}  // namespace
+
+TEST_CASE("SpareObjects: a double give_back or a foreign object aborts", "[unit][fiber]") {
+  // A second give_back would hand one object to two holders (while another is out, so
+  // the pool does not hold more unused objects than it made).
+  CHECK(aborts([] {
+    hast::fiber::SpareObjects<std::shared_ptr<int>> spare(2);
+    std::shared_ptr<int>& object = spare.take();
+    HAST_MAYBE(spare.take());
+    spare.give_back(object);
+    spare.give_back(object);
+  }));
+  CHECK(aborts([] {
+    hast::fiber::SpareObjects<std::shared_ptr<int>> spare(2);
+    std::shared_ptr<int> foreign;
+    HAST_MAYBE(spare.take());
+    spare.give_back(foreign);
+  }));
+  // The pool's own use does not abort (the check above is not vacuous).
+  CHECK(!aborts([] {
+    hast::fiber::SpareObjects<std::shared_ptr<int>> spare(2);
+    spare.give_back(spare.take());
+  }));
 }
