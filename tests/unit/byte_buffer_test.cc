@@ -91,7 +91,8 @@ TEST_CASE("ByteBuffer: freed storage is reused for a buffer of the same page cou
     CHECK(again.size() == 100);
     // Bounded: a burst of frees keeps at most blocks_per_class_max blocks of a size.
     ByteBufferCache* cache = ByteBufferCache::local();
-    REQUIRE(cache != nullptr);
+    CHECK(cache != nullptr);  // not REQUIRE: it would throw out of the thread (terminate)
+    if (cache == nullptr) return;
     CHECK(cache->bytes() == 0);
     {
       std::vector<ByteBuffer> burst;
@@ -159,11 +160,14 @@ TEST_CASE("ByteBufferCache: refuses capacities it does not cache", "[unit][io]")
   heap_free(block);
 }
 
+// Not a regression test: capacity_ is capacity_of(size) by construction; this pins that
+// moves and resets keep it so.
 TEST_CASE("ByteBuffer: the storage's capacity travels with moves and resets", "[unit][io]") {
   if (!hast::detail::byte_buffer_cache_enabled) return;
   on_fresh_thread([] {
     ByteBufferCache* cache = ByteBufferCache::local();
-    REQUIRE(cache != nullptr);
+    CHECK(cache != nullptr);  // not REQUIRE: it would throw out of the thread (terminate)
+    if (cache == nullptr) return;
     // Three pages, shrunk in place to less than one: the three pages go back to the
     // cache, by way of a move construction and a move assignment.
     ByteBuffer buffer(3 * 4096 - 5);
@@ -222,8 +226,8 @@ struct FirstUseAtExit {
 
 TEST_CASE("ByteBuffer: buffers freed after their thread's cache was destroyed go to the heap",
           "[unit][io]") {
-  // In a child process: without the slot, the late release writes into the dead cache
-  // (a crash, or heap corruption glibc catches at thread exit).
+  // In a child process: without the slot, the late release writes into the dead cache, a
+  // use after free that may well go unnoticed; the child's own checks (cache_gone) fail.
   pid_t child = ::fork();
   REQUIRE(child >= 0);
   if (child == 0) {
