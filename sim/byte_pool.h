@@ -63,6 +63,15 @@ struct CacheLineAllocator {
 // The bytes of a network segment, or the raw units of a disk image chunk.
 using PoolBytes = std::vector<std::byte, CacheLineAllocator<std::byte>>;
 
+namespace detail {
+// How a thread reaches BytePool's kept buffers (BytePool::buffers()).
+struct BytePoolSlot {
+  std::vector<PoolBytes>* free = nullptr;
+  bool destroyed = false;  // the thread's list was made and is gone
+};
+inline constinit thread_local BytePoolSlot byte_pool_slot{};
+}  // namespace detail
+
 class BytePool {
  public:
   // The capacity of every pooled buffer.
@@ -101,32 +110,45 @@ class BytePool {
 
   // Returns a buffer for reuse (any buffer: those of another capacity are simply freed).
   static void give(PoolBytes&& buffer) {
-    std::vector<PoolBytes>& free = buffers();
-    if (buffer.capacity() != buffer_bytes || free.size() >= kept_max) {
+    std::vector<PoolBytes>* free = buffers();
+    if (free == nullptr || buffer.capacity() != buffer_bytes || free->size() >= kept_max) {
       PoolBytes().swap(buffer);
       return;
     }
     buffer.clear();
-    free.push_back(std::move(buffer));
+    free->push_back(std::move(buffer));
   }
 
  private:
   // An empty buffer of capacity buffer_bytes.
   static PoolBytes take() {
-    std::vector<PoolBytes>& free = buffers();
+    std::vector<PoolBytes>* free = buffers();
     PoolBytes buffer;
-    if (free.empty()) {
+    if (free == nullptr || free->empty()) {
       buffer.reserve(buffer_bytes);
     } else {
-      buffer = std::move(free.back());
-      free.pop_back();
+      buffer = std::move(free->back());
+      free->pop_back();
     }
     return buffer;
   }
 
-  static std::vector<PoolBytes>& buffers() {
-    thread_local std::vector<PoolBytes> free;
-    return free;
+  // The thread's kept buffers, reached through plain data valid for the thread's whole
+  // life (as ByteBuffer's cache, core/io/byte_buffer.cc): null once the list went with the
+  // thread's other thread_locals, so a buffer given back later (by a thread_local or static
+  // destroyed after it) is freed instead of pushed into a dead vector.
+  struct Owner {
+    std::vector<PoolBytes> free;
+    Owner() { detail::byte_pool_slot.free = &free; }
+    ~Owner() { detail::byte_pool_slot = detail::BytePoolSlot{nullptr, true}; }
+  };
+  static std::vector<PoolBytes>* buffers() {
+    detail::BytePoolSlot& slot = detail::byte_pool_slot;
+    if (slot.free != nullptr) [[likely]]
+      return slot.free;
+    if (slot.destroyed) return nullptr;
+    thread_local Owner owner;
+    return slot.free;
   }
 };
 

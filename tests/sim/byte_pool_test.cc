@@ -1,8 +1,12 @@
 // BytePool: recycled buffers come back holding exactly the bytes asked for (never a byte
 // of their previous use), sizes outside the pooled range bypass the pool, and the pool
 // really recycles (the same memory comes back), which is what the speed-up rests on.
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstddef>
 #include <cstdint>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -22,7 +26,41 @@ PoolBytes pattern(std::size_t size, unsigned seed) {
   return bytes;
 }
 
+bool late_list_gone = false;
+bool late_buffer_ok = false;
+
+// Made before the thread's first pool use, so destroyed after the pool's list of kept
+// buffers: what it gives back then must not go into the dead list.
+struct LateGiver {
+  PoolBytes held;
+  ~LateGiver() {
+    late_list_gone = hast::sim::detail::byte_pool_slot.destroyed;
+    BytePool::give(std::move(held));
+    PoolBytes late = BytePool::copy_of(pattern(BytePool::buffer_bytes, 9));
+    late_buffer_ok = late == pattern(BytePool::buffer_bytes, 9);
+    BytePool::give(std::move(late));
+  }
+};
+
 }  // namespace
+
+TEST_CASE("byte pool: buffers given back after the thread's list went are freed",
+          "[sim][byte_pool]") {
+  pid_t child = ::fork();  // in a child: a failure would be a use after free
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    std::thread([] {
+      thread_local LateGiver giver;  // made first: destroyed last
+      BytePool::give(BytePool::blank());  // makes the list and keeps a buffer in it
+      giver.held = BytePool::copy_of(pattern(BytePool::buffer_bytes, 3));
+    }).join();
+    ::_exit(late_list_gone && late_buffer_ok ? 0 : 3);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
 
 TEST_CASE("byte pool: a recycled buffer holds only the new bytes", "[sim][byte_pool]") {
   PoolBytes first = BytePool::copy_of(pattern(BytePool::buffer_bytes, 1));
