@@ -224,10 +224,10 @@ Result<std::unique_ptr<Connection>> adopt_connection(Ring& ring, Connection& con
   }
   auto fd = real->detach();
   if (!fd) return fail(fd.error());
-  // Bytes the old handle read ahead belong to the stream: the new handle reads them first.
-  std::vector<std::byte> unread = real->take_unread();
+  // Bytes the old handle read ahead belong to the stream: the new handle reads them first
+  // (and reads ahead as the old one would have).
   std::unique_ptr<Connection> adopted = std::make_unique<net::RealConnection>(
-      ring, *fd, real->local_address(), real->peer_address(), unread);
+      ring, *fd, real->local_address(), real->peer_address(), real->take_unread());
   return adopted;
 }
 

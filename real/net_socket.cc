@@ -96,21 +96,23 @@ void Socket::release() {
 
 // ---- RealConnection ----
 
-RealConnection::RealConnection(Ring& ring, int fd, Address local, Address peer,
-                               std::span<const std::byte> unread)
+RealConnection::RealConnection(Ring& ring, int fd, Address local, Address peer, Unread unread)
     : ring_(ring),
       socket_(fd),
-      rx_(std::make_unique<std::byte[]>(std::max(read_ahead_bytes, unread.size()))),
+      rx_(std::make_unique<std::byte[]>(std::max(read_ahead_bytes, unread.bytes.size()))),
+      after_long_read_(unread.after_long_read),
       local_(std::move(local)),
       peer_(std::move(peer)) {
-  std::copy(unread.begin(), unread.end(), rx_.get());
-  rx_end_ = unread.size();
+  std::copy(unread.bytes.begin(), unread.bytes.end(), rx_.get());
+  rx_end_ = unread.bytes.size();
 }
 
-std::vector<std::byte> RealConnection::take_unread() {
+Unread RealConnection::take_unread() {
   HAST_ASSERT(rx_begin_ <= rx_end_);
-  std::vector<std::byte> unread(rx_.get() + rx_begin_, rx_.get() + rx_end_);
+  Unread unread{std::vector<std::byte>(rx_.get() + rx_begin_, rx_.get() + rx_end_),
+                after_long_read_};
   rx_begin_ = rx_end_ = 0;
+  after_long_read_ = false;
   return unread;
 }
 

@@ -101,6 +101,14 @@ class Socket {
   bool closed_ = false;
 };
 
+// What a RealConnection leaves to the handle that adopts its descriptor: the bytes it
+// received and nobody consumed yet, and whether its last ring recv was a long one (so the new
+// handle's first read-ahead is short, as the old one's would have been).
+struct Unread {
+  std::vector<std::byte> bytes;
+  bool after_long_read = false;
+};
+
 // A connected stream socket (accepted or connected). Contract: core/io/network.h and
 // real/net.h. Errors: Errc::disconnected when the peer closed or reset the connection or
 // when it was closed locally; Errc::timed_out at the deadline; Errc::cancelled when the
@@ -124,9 +132,8 @@ class RealConnection final : public Connection {
   static constexpr std::size_t read_ahead_bytes = 64 * 1024;
   static constexpr std::size_t short_read_ahead_bytes = 4 * 1024;
 
-  // `unread`: bytes already received from the socket by a previous handle.
-  RealConnection(Ring& ring, int fd, Address local, Address peer,
-                 std::span<const std::byte> unread = {});
+  // `unread`: what a previous handle of the descriptor left (take_unread).
+  RealConnection(Ring& ring, int fd, Address local, Address peer, Unread unread = {});
 
   // Both sends first try a non-blocking sendmsg outside the ring, which a socket with
   // room in its buffer takes whole: no ring operation, no suspension. What it does not
@@ -141,9 +148,9 @@ class RealConnection final : public Connection {
   // closed. Errors: Errc::disconnected when it was closed already. Precondition: no call
   // is in progress on it.
   Result<int> detach();
-  // The read-ahead bytes not consumed yet, for the handle that adopts the descriptor; none
-  // are kept afterwards.
-  std::vector<std::byte> take_unread();
+  // The read-ahead bytes not consumed yet and the read-ahead state, for the handle that
+  // adopts the descriptor; none are kept afterwards.
+  Unread take_unread();
   Address peer_address() const override { return peer_; }
   Address local_address() const override { return local_; }
 

@@ -546,7 +546,7 @@ TEST_CASE("RealNetwork: the read-ahead after a long recv is short", "[real][net]
     std::vector<std::byte> header(16);
     REQUIRE(pair.server->recv_exact(header, loop.after(5s)));
     CHECK(std::equal(header.begin(), header.end(), data.begin() + long_read));
-    std::vector<std::byte> kept = server->take_unread();
+    std::vector<std::byte> kept = server->take_unread().bytes;
     CHECK(kept.size() == net::RealConnection::short_read_ahead_bytes - header.size());
     CHECK(std::equal(kept.begin(), kept.end(), data.begin() + long_read + 16));
     // The next short recv reads ahead in full again: more than a page.
@@ -556,7 +556,7 @@ TEST_CASE("RealNetwork: the read-ahead after a long recv is short", "[real][net]
     std::size_t at = long_read + net::RealConnection::short_read_ahead_bytes;
     CHECK(std::equal(small.begin(), small.end(), data.begin() + at));
     at += small.size();
-    kept = server->take_unread();
+    kept = server->take_unread().bytes;
     CHECK(kept.size() > net::RealConnection::short_read_ahead_bytes);
     CHECK(kept.size() <= ahead - small.size());
     CHECK(std::equal(kept.begin(), kept.end(), data.begin() + at));
@@ -565,6 +565,57 @@ TEST_CASE("RealNetwork: the read-ahead after a long recv is short", "[real][net]
     std::vector<std::byte> rest(data.size() - at);
     REQUIRE(pair.server->recv_exact(rest, loop.after(5s)));
     CHECK(std::equal(rest.begin(), rest.end(), data.begin() + at));
+  });
+  loop.run();
+}
+
+// A connection handed to another handle (adopt_connection, as hastd moves one to a
+// resource's thread) keeps its stream: the bytes the old handle read ahead come first, and
+// after the old handle's long recv the new handle's first read-ahead is short, as the old
+// one's would have been.
+TEST_CASE("RealNetwork: an adopted connection keeps the read-ahead and its state",
+          "[real][net]") {
+  FdLeakCheck leaks;
+  Loop loop;
+  loop.spawn("test", [&] {
+    Pair pair = open_pair(loop, address("tcp://127.0.0.1"));
+    constexpr std::size_t long_read = 256 * 1024;
+    constexpr std::size_t ahead = net::RealConnection::read_ahead_bytes;
+    auto data = pattern_bytes(long_read + 3 * ahead, 11);
+    bool sent = false;
+    loop.spawn("send", [&] {
+      REQUIRE(pair.client->send(data, loop.after(5s)));
+      sent = true;
+    });
+    std::vector<std::byte> got(long_read);
+    REQUIRE(pair.server->recv_exact(got, loop.after(5s)));
+    for (int i = 0; i < 2000 && !sent; i++) REQUIRE(loop.scheduler.sleep_for(1ms));
+    REQUIRE(sent);
+    // Nothing read ahead yet, but the last recv was long: the state alone moves.
+    auto adopted = adopt_connection(loop.ring, *pair.server);
+    REQUIRE(adopted);
+    auto* second = dynamic_cast<net::RealConnection*>(adopted->get());
+    REQUIRE(second != nullptr);
+    std::vector<std::byte> header(16);
+    REQUIRE((*adopted)->recv_exact(header, loop.after(5s)));
+    CHECK(std::equal(header.begin(), header.end(), data.begin() + long_read));
+    std::size_t at = long_read + header.size();
+    auto kept = second->take_unread();
+    CHECK(kept.bytes.size() == net::RealConnection::short_read_ahead_bytes - header.size());
+    CHECK_FALSE(kept.after_long_read);
+    CHECK(std::equal(kept.bytes.begin(), kept.bytes.end(), data.begin() + at));
+    at += kept.bytes.size();
+    // Read-ahead bytes move too: a short recv on the second handle reads ahead in full,
+    // and a third handle gets those bytes first.
+    REQUIRE((*adopted)->recv_exact(header, loop.after(5s)));
+    CHECK(std::equal(header.begin(), header.end(), data.begin() + at));
+    at += header.size();
+    auto third = adopt_connection(loop.ring, **adopted);
+    REQUIRE(third);
+    std::vector<std::byte> rest(data.size() - at);
+    REQUIRE((*third)->recv_exact(rest, loop.after(5s)));
+    CHECK(std::equal(rest.begin(), rest.end(), data.begin() + at));
+    (*third)->close();
   });
   loop.run();
 }
