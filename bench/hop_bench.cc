@@ -140,9 +140,8 @@ std::vector<double> drive(std::uint16_t port, const Placement& p, int trips) {
   return us;
 }
 
-// One placement, in a fresh pair of processes; the client runs in a child too, so pinning
-// leaves this process alone.
-std::vector<double> measure(const Placement& p, int trips) {
+// A listening socket on 127.0.0.2 and the port the kernel gave it.
+int listen_on_loopback2(std::uint16_t& port) {
   int listener = socket(AF_INET, SOCK_STREAM, 0);
   if (listener < 0) die("socket");
   sockaddr_in address = loopback("127.0.0.2", 0);
@@ -154,6 +153,27 @@ std::vector<double> measure(const Placement& p, int trips) {
       getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
     die("listen");
   }
+  port = ntohs(address.sin_port);
+  return listener;
+}
+
+// Reads `trips` figures the client process writes to `fd`.
+std::vector<double> read_figures(int fd, int trips) {
+  std::vector<double> us(static_cast<std::size_t>(trips));
+  std::size_t want = us.size() * sizeof(double), got = 0;
+  while (got < want) {
+    ssize_t r = read(fd, reinterpret_cast<char*>(us.data()) + got, want - got);
+    if (r <= 0) die("reading the client's figures");
+    got += static_cast<std::size_t>(r);
+  }
+  return us;
+}
+
+// One placement, in a fresh pair of processes; the client runs in a child too, so pinning
+// leaves this process alone.
+std::vector<double> measure(const Placement& p, int trips) {
+  std::uint16_t port = 0;
+  int listener = listen_on_loopback2(port);
   pid_t server = fork();
   if (server < 0) die("fork");
   if (server == 0) serve(listener, p);
@@ -163,18 +183,12 @@ std::vector<double> measure(const Placement& p, int trips) {
   pid_t client = fork();
   if (client < 0) die("fork");
   if (client == 0) {
-    std::vector<double> us = drive(ntohs(address.sin_port), p, trips);
+    std::vector<double> us = drive(port, p, trips);
     ssize_t n = write(pipe_fds[1], us.data(), us.size() * sizeof(double));
     std::_Exit(n == static_cast<ssize_t>(us.size() * sizeof(double)) ? 0 : 1);
   }
   close(pipe_fds[1]);
-  std::vector<double> us(static_cast<std::size_t>(trips));
-  std::size_t want = us.size() * sizeof(double), got = 0;
-  while (got < want) {
-    ssize_t r = read(pipe_fds[0], reinterpret_cast<char*>(us.data()) + got, want - got);
-    if (r <= 0) die("reading the client's figures");
-    got += static_cast<std::size_t>(r);
-  }
+  std::vector<double> us = read_figures(pipe_fds[0], trips);
   close(pipe_fds[0]);
   for (pid_t child : {client, server}) {
     int status = 0;
