@@ -517,6 +517,16 @@ TEST_CASE("RealNetwork: a long recv gathers pieces, and ends at the deadline or 
   loop.run();
 }
 
+// Sends `data` on `client` from a fiber of its own; `sent` turns true when all of it is
+// queued in the sockets.
+void send_in_background(Loop& loop, Connection& client, const std::vector<std::byte>& data,
+                        bool& sent) {
+  loop.spawn("send", [&loop, &client, &data, &sent] {
+    REQUIRE(client.send(data, loop.after(5s)));
+    sent = true;
+  });
+}
+
 // After a long recv (a large payload) the next short one reads ahead a page at most, so
 // the next payload's first bytes are not copied through the read-ahead buffer; the one
 // after reads ahead in full again (batches of small messages).
@@ -529,10 +539,7 @@ TEST_CASE("RealNetwork: the read-ahead after a long recv is short", "[real][net]
     constexpr std::size_t ahead = net::RealConnection::read_ahead_bytes;
     auto data = pattern_bytes(long_read + 16 + 3 * ahead, 9);
     bool sent = false;
-    loop.spawn("send", [&] {
-      REQUIRE(pair.client->send(data, loop.after(5s)));
-      sent = true;
-    });
+    send_in_background(loop, *pair.client, data, sent);
     // Until the sender is done (all of it queued in the sockets), at most 2 s: a loaded
     // machine may take longer than any fixed pause.
     auto wait_sent = [&] {
@@ -583,10 +590,7 @@ TEST_CASE("RealNetwork: an adopted connection keeps the read-ahead and its state
     constexpr std::size_t ahead = net::RealConnection::read_ahead_bytes;
     auto data = pattern_bytes(long_read + 3 * ahead, 11);
     bool sent = false;
-    loop.spawn("send", [&] {
-      REQUIRE(pair.client->send(data, loop.after(5s)));
-      sent = true;
-    });
+    send_in_background(loop, *pair.client, data, sent);
     std::vector<std::byte> got(long_read);
     REQUIRE(pair.server->recv_exact(got, loop.after(5s)));
     for (int i = 0; i < 2000 && !sent; i++) REQUIRE(loop.scheduler.sleep_for(1ms));
