@@ -23,9 +23,9 @@
 // nothing depends on addresses. AddressSanitizer builds (HAST_ASAN) bypass the cache so
 // that a use after free is still caught.
 //
-// Capacity: a buffer's storage holds capacity_of(size) bytes, computed once when the
-// storage is allocated and kept with it (capacity_), so the size handed back to the cache
-// or the heap is always the size allocated, however reset() changed the size since.
+// Capacity: a buffer's storage holds capacity_of(size) bytes; reset() keeps the storage
+// only for a size of the same capacity, so the capacity derived from the size is always
+// the size allocated.
 //
 // Thread exit: a thread's cache is destroyed with its other thread_local objects, and a
 // buffer may be freed after that (by a thread_local or static object destroyed later).
@@ -176,14 +176,12 @@ class ByteBuffer {
   // The moved-from buffer is left empty (no storage), ready for reset() or assignment.
   ByteBuffer(ByteBuffer&& other) noexcept
       : data_(std::exchange(other.data_, nullptr)),
-        size_(std::exchange(other.size_, 0)),
-        capacity_(std::exchange(other.capacity_, 0)) {}
+        size_(std::exchange(other.size_, 0)) {}
   ByteBuffer& operator=(ByteBuffer&& other) noexcept {
     if (this == &other) return *this;
     release();
     data_ = std::exchange(other.data_, nullptr);
     size_ = std::exchange(other.size_, 0);
-    capacity_ = std::exchange(other.capacity_, 0);
     return *this;
   }
   ByteBuffer(const ByteBuffer&) = delete;
@@ -222,8 +220,8 @@ class ByteBuffer {
   // size is the same or needs the same whole pages (ByteBufferCache::capacity_of).
   void reset(std::size_t size) {
     if (size == size_) return;
-    if (size > 0 && capacity_ == detail::ByteBufferCache::capacity_of(size)) {
-      size_ = size;  // the same storage fits (capacity_ is 0 when there is none)
+    if (size > 0 && capacity() == detail::ByteBufferCache::capacity_of(size)) {
+      size_ = size;  // the same storage fits
       return;
     }
     release();
@@ -237,7 +235,6 @@ class ByteBuffer {
   void acquire(std::size_t size) {
     HAST_ASSERT(data_ == nullptr);
     HAST_ASSERT(size_ == 0);
-    HAST_ASSERT(capacity_ == 0);
     if (size == 0) return;
     std::size_t capacity = Cache::capacity_of(size);
     std::byte* block = nullptr;
@@ -248,34 +245,33 @@ class ByteBuffer {
     if (block == nullptr) block = Cache::heap_allocate(capacity);  // may throw: still empty
     data_ = block;
     size_ = size;
-    capacity_ = capacity;
   }
 
   // Hands the storage back (the thread's cache or the heap) and empties the buffer.
   void release() {
     if (data_ == nullptr) {
       HAST_ASSERT(size_ == 0);
-      HAST_ASSERT(capacity_ == 0);
       return;
     }
     HAST_ASSERT(size_ > 0);
-    HAST_ASSERT(capacity_ >= size_);
+    std::size_t allocated = capacity();
     bool kept = false;
-    if (Cache::cacheable(capacity_)) {
+    if (Cache::cacheable(allocated)) {
       Cache* cache = Cache::local();
-      kept = cache != nullptr && cache->keep(data_, capacity_);
+      kept = cache != nullptr && cache->keep(data_, allocated);
     }
-    if (!kept) Cache::heap_free(data_, capacity_);
+    if (!kept) Cache::heap_free(data_, allocated);
     data_ = nullptr;
     size_ = 0;
-    capacity_ = 0;
   }
 
-  // data_ is null exactly when size_ and capacity_ are 0; else capacity_ is
-  // capacity_of(size_), the bytes allocated.
+  // The bytes of storage behind the buffer: capacity_of(size_), which reset() keeps equal
+  // to what was allocated (it keeps the storage only for a size of the same capacity).
+  std::size_t capacity() const { return data_ == nullptr ? 0 : Cache::capacity_of(size_); }
+
+  // data_ is null exactly when size_ is 0.
   std::byte* data_ = nullptr;
   std::size_t size_ = 0;
-  std::size_t capacity_ = 0;
 };
 
 }  // namespace hast

@@ -160,16 +160,17 @@ TEST_CASE("ByteBufferCache: refuses capacities it does not cache", "[unit][io]")
   heap_free(block);
 }
 
-// Not a regression test: capacity_ is capacity_of(size) by construction; this pins that
-// moves and resets keep it so.
-TEST_CASE("ByteBuffer: the storage's capacity travels with moves and resets", "[unit][io]") {
+// A buffer's capacity is derived from its size (capacity_of), so reset() may keep the
+// storage only for a size of the same capacity: a shrink to fewer pages must hand the
+// whole old block back, or the cache would file it under the wrong size.
+TEST_CASE("ByteBuffer: the storage's capacity holds through moves and resets", "[unit][io]") {
   if (!hast::detail::byte_buffer_cache_enabled) return;
   on_fresh_thread([] {
     ByteBufferCache* cache = ByteBufferCache::local();
     CHECK(cache != nullptr);  // not REQUIRE: it would throw out of the thread (terminate)
     if (cache == nullptr) return;
-    // Three pages, shrunk in place to less than one: the three pages go back to the
-    // cache, by way of a move construction and a move assignment.
+    // Three pages, resized within three pages: the same storage, which goes back to the
+    // cache whole by way of a move construction and a move assignment.
     ByteBuffer buffer(3 * 4096 - 5);
     const std::byte* storage = buffer.data();
     buffer.reset(3 * 4096 - 4000);  // still three pages
@@ -184,6 +185,12 @@ TEST_CASE("ByteBuffer: the storage's capacity travels with moves and resets", "[
     ByteBuffer next(2 * 4096 + 1);  // three pages: the same storage
     CHECK(next.data() == storage);
     CHECK(cache->bytes() == 0);
+    // Shrunk to one page: new storage, and the three pages go back whole.
+    next.reset(100);
+    CHECK(next.data() != storage);
+    CHECK(cache->bytes() == 3 * 4096);
+    ByteBuffer again(3 * 4096);
+    CHECK(again.data() == storage);
     // A moved-from buffer takes new storage like a fresh one.
     moved.reset(4096);
     CHECK(moved.size() == 4096);
