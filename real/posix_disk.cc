@@ -252,6 +252,7 @@ Result<void> PosixDisk::read_loop(std::uint64_t offset, std::span<std::byte> buf
     int fixed = ring_.fixed(at, chunk);
     int res = submit([&](io_uring_sqe* sqe) {
       if (fixed >= 0) {
+        fixed_operations_++;
         io_uring_prep_read_fixed(sqe, fd_, at, static_cast<unsigned>(chunk), position, fixed);
       } else {
         io_uring_prep_read(sqe, fd_, at, static_cast<unsigned>(chunk), position);
@@ -282,6 +283,7 @@ Result<void> PosixDisk::write_loop(std::uint64_t offset, std::span<const std::by
     int fixed = ring_.fixed(at, chunk);
     int res = submit([&](io_uring_sqe* sqe) {
       if (fixed >= 0) {
+        fixed_operations_++;
         io_uring_prep_write_fixed(sqe, fd_, at, static_cast<unsigned>(chunk), position, fixed);
       } else {
         io_uring_prep_write(sqe, fd_, at, static_cast<unsigned>(chunk), position);

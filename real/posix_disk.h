@@ -105,6 +105,9 @@ class PosixDisk final : public Disk {
   const std::string& path() const { return path_; }
   bool is_block_device() const { return block_device_; }
   bool direct_io() const { return direct_; }
+  // Reads and writes submitted on a registered buffer (READ_FIXED/WRITE_FIXED), for tests
+  // and statistics.
+  std::uint64_t fixed_operations() const { return fixed_operations_; }
 
  private:
   struct Opened;
@@ -133,6 +136,7 @@ class PosixDisk final : public Disk {
   // reported EOPNOTSUPP for.
   std::size_t discard_mode_ = 0;
   std::uint64_t in_flight_ = 0;
+  std::uint64_t fixed_operations_ = 0;
 };
 
 // Creates a provider file of `size_bytes` (sparse: it reads as zeroes), for tests and

@@ -172,6 +172,10 @@ void check_fixed_io(DirectIo direct) {
   auto opened = PosixDisk::open(ring, dir.file("p"), {.direct = direct});
   REQUIRE(opened);
   auto& disk = **opened;
+  // A small block first, never used for I/O: its chunk is the pool's first, so the 1 MiB
+  // blocks' chunk has a registered-buffer index other than 0 (a wrong index fails).
+  void* small = pool.allocate(4 * kib);
+  REQUIRE(small != nullptr);
   auto* out = static_cast<std::byte*>(pool.allocate(mib));
   auto* in = static_cast<std::byte*>(pool.allocate(mib));
   REQUIRE(out != nullptr);
@@ -195,6 +199,8 @@ void check_fixed_io(DirectIo direct) {
   // limit may refuse (then the I/O above took the ordinary path, checked all the same).
   CHECK(ring.fixed_registered() + ring.fixed_refused() == 1);
   if (ring.fixed_refused() != 0) WARN("the kernel refused to register the chunk (RLIMIT_MEMLOCK)");
+  // The write and both reads went as fixed operations, unless the kernel refused.
+  CHECK(disk.fixed_operations() == (ring.fixed_refused() == 0 ? 3u : 0u));
   // What the kernel wrote is what the buffer held (read without the pool and the ring).
   int fd = ::open(dir.file("p").c_str(), O_RDONLY | O_CLOEXEC);
   REQUIRE(fd >= 0);
@@ -205,6 +211,7 @@ void check_fixed_io(DirectIo direct) {
   CHECK(ring.fixed(heap.data(), heap.size()) == -1);
   pool.deallocate(out);
   pool.deallocate(in);
+  pool.deallocate(small);
   opened->reset();
 }
 
