@@ -26,10 +26,10 @@ std::optional<hast::Duration> milliseconds(const char* text) {
   return std::chrono::milliseconds(value);
 }
 
-// Request buffers (up to a few MiB) are allocated and freed at a high rate. glibc's
-// defaults serve the large ones from mmap, or give the heap's top back to the kernel after
-// a burst, so every buffer would cost page faults and the kernel's zeroing (a sixth of the
-// primary's CPU in 1 MiB sequential writes). Keep them on the heap.
+// Request buffers are allocated and freed at a high rate. Those up to 4 MiB come from
+// the BufferPool (real/pooled_new.cc), the rest from malloc, whose defaults serve large
+// blocks from mmap, or give the heap's top back to the kernel after a burst, so each would
+// cost page faults and the kernel's zeroing. Keep the rest on the heap too.
 void tune_allocator() {
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 128 << 20);

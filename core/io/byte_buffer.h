@@ -19,7 +19,8 @@
 // consolidating its small-chunk bins: measurable per 4 KiB request. So storage of up to
 // cached_bytes_max is rounded up to whole pages and, when freed, kept by the freeing
 // thread for the next buffer of the same page count (ByteBufferCache, bounded per size and
-// in total). Only the allocator's cost changes: contents stay unspecified either way, and
+// in total; in hastd the blocks themselves come from operator new, which real/pooled_new.cc
+// routes to the registered BufferPool). Only the allocator's cost changes: contents stay unspecified either way, and
 // nothing depends on addresses. AddressSanitizer builds (HAST_ASAN) bypass the cache so
 // that a use after free is still caught.
 //

@@ -532,7 +532,9 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> Primary::take_unflushed() {
 // all of them was a measurable part of a busy primary's time.
 bool Primary::unflushed_all_kept() {
   const meta::Activemap& map = local_.map();
-  if (map.keep_dirty_removals() != unflushed_removals_ || unflushed_kept_ > unflushed_.size()) {
+  // Every clear of unflushed_ resets the count with it (take_unflushed, the link's loss).
+  HAST_ASSERT(unflushed_kept_ <= unflushed_.size());
+  if (map.keep_dirty_removals() != unflushed_removals_) {
     unflushed_kept_ = 0;
     unflushed_removals_ = map.keep_dirty_removals();
   }

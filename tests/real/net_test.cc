@@ -527,6 +527,13 @@ void send_in_background(Loop& loop, Connection& client, const std::vector<std::b
   });
 }
 
+// Until send_in_background's `sent`, at most 2 s: a loaded machine may take longer than any
+// fixed pause.
+void wait_until_sent(Loop& loop, const bool& sent) {
+  for (int i = 0; i < 2000 && !sent; i++) REQUIRE(loop.scheduler.sleep_for(1ms));
+  REQUIRE(sent);
+}
+
 // After a long recv (a large payload) the next short one reads ahead a page at most, so
 // the next payload's first bytes are not copied through the read-ahead buffer; the one
 // after reads ahead in full again (batches of small messages).
@@ -540,16 +547,11 @@ TEST_CASE("RealNetwork: the read-ahead after a long recv is short", "[real][net]
     auto data = pattern_bytes(long_read + 16 + 3 * ahead, 9);
     bool sent = false;
     send_in_background(loop, *pair.client, data, sent);
-    // Until the sender is done (all of it queued in the sockets), at most 2 s: a loaded
-    // machine may take longer than any fixed pause.
-    auto wait_sent = [&] {
-      for (int i = 0; i < 2000 && !sent; i++) REQUIRE(loop.scheduler.sleep_for(1ms));
-    };
     auto* server = dynamic_cast<net::RealConnection*>(pair.server.get());
     REQUIRE(server != nullptr);
     std::vector<std::byte> got(long_read);
     REQUIRE(pair.server->recv_exact(got, loop.after(5s)));
-    wait_sent();
+    wait_until_sent(loop, sent);
     std::vector<std::byte> header(16);
     REQUIRE(pair.server->recv_exact(header, loop.after(5s)));
     CHECK(std::equal(header.begin(), header.end(), data.begin() + long_read));
@@ -557,7 +559,7 @@ TEST_CASE("RealNetwork: the read-ahead after a long recv is short", "[real][net]
     CHECK(kept.size() == net::RealConnection::short_read_ahead_bytes - header.size());
     CHECK(std::equal(kept.begin(), kept.end(), data.begin() + long_read + 16));
     // The next short recv reads ahead in full again: more than a page.
-    wait_sent();
+    wait_until_sent(loop, sent);
     std::vector<std::byte> small(16);
     REQUIRE(pair.server->recv_exact(small, loop.after(5s)));
     std::size_t at = long_read + net::RealConnection::short_read_ahead_bytes;
@@ -593,8 +595,7 @@ TEST_CASE("RealNetwork: an adopted connection keeps the read-ahead and its state
     send_in_background(loop, *pair.client, data, sent);
     std::vector<std::byte> got(long_read);
     REQUIRE(pair.server->recv_exact(got, loop.after(5s)));
-    for (int i = 0; i < 2000 && !sent; i++) REQUIRE(loop.scheduler.sleep_for(1ms));
-    REQUIRE(sent);
+    wait_until_sent(loop, sent);
     // Nothing read ahead yet, but the last recv was long: the state alone moves.
     auto adopted = adopt_connection(loop.ring, *pair.server);
     REQUIRE(adopted);
