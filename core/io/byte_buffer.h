@@ -19,10 +19,11 @@
 // consolidating its small-chunk bins: measurable per 4 KiB request. So storage of up to
 // cached_bytes_max is rounded up to whole pages and, when freed, kept by the freeing
 // thread for the next buffer of the same page count (ByteBufferCache, bounded per size and
-// in total; in hastd the blocks themselves come from operator new, which real/pooled_new.cc
-// routes to the registered BufferPool). Only the allocator's cost changes: contents stay unspecified either way, and
-// nothing depends on addresses. AddressSanitizer builds (HAST_ASAN) bypass the cache so
-// that a use after free is still caught.
+// in total; in hastd the blocks themselves come from operator new, which
+// real/pooled_new.cc routes to the registered BufferPool). Only the allocator's cost
+// changes: contents stay unspecified either way, and nothing depends on addresses.
+// AddressSanitizer builds (HAST_ASAN) bypass the cache so that a use after free is still
+// caught.
 //
 // Capacity: a buffer's storage holds capacity_of(size) bytes; reset() keeps the storage
 // only for a size of the same capacity, so the capacity derived from the size is always
